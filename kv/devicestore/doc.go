@@ -1,0 +1,52 @@
+// Package devicestore is a bbolt implementation of whatsmeow's device store
+// (every interface in go.mau.fi/whatsmeow/store that a *store.Device needs),
+// kept at parity with whatsmeow's own SQL store (store/sqlstore) by one
+// conformance suite that runs against both.
+//
+// It shares the application's bbolt file: New takes an already-open *bbolt.DB
+// (opened by package kv) and creates its root buckets, all prefixed "wa."
+// (the application's are prefixed "app.", so they cannot collide). Each
+// device is one root bucket, "wa.device.<AD JID>", holding one sub-bucket per
+// whatsmeow table; deleting the device deletes the bucket and with it all of
+// the device's data. The LID<->phone map is global, as in sqlstore.
+//
+// # Transactions
+//
+// As in sqlstore, a transaction travels in the context. Container.DoTxn (and
+// EventBuffer.DoDecryptionTxn) open one bbolt write transaction and put it in
+// the ctx they hand to fn; every store method called with that ctx joins it,
+// so whatsmeow store calls and the application's own writes (TxFromContext)
+// commit or roll back together. A nested DoTxn joins the outer one. The
+// OnDeleteDevice hook runs inside the device-deletion transaction.
+//
+// # Caveats
+//
+//   - bbolt has one writer per file. While a goroutine is inside DoTxn it must
+//     pass the ctx it was given to every store call: a store call with another
+//     ctx would wait for the writer lock this goroutine already holds
+//     (deadlock). Never make network calls (SendMessage…) inside DoTxn.
+//   - Values read from bbolt are only valid for the life of the transaction.
+//     Every getter here copies what it returns; application code using
+//     TxFromContext must do the same (bytes.Clone or decode before returning).
+//   - *bbolt.Tx is not goroutine-safe. Store calls that share one ctx
+//     transaction are serialised by a mutex; the *bbolt.Tx returned by
+//     TxFromContext must only be used by the goroutine running fn.
+//     Using a ctx after its DoTxn returned gives ErrTxDone.
+//   - Group commit: small independent single writes (one session, identity,
+//     sender key, push name, LID mapping…) go through bbolt's DB.Batch, which
+//     coalesces concurrent writers into one fsync'd transaction; a caller
+//     returns only after that commit, so durability is unchanged. Batch may
+//     run a function more than once, so it is only used for idempotent
+//     single writes, never for decryption, prekey generation, PN->LID
+//     migration or import. The batching delay is the DB's MaxBatchDelay
+//     (bbolt's default is 10 ms; 1-2 ms suits this workload), set by the
+//     opener of the file.
+//   - Writes to a device that does not exist (for example after logout) fail
+//     with ErrDeviceNotFound instead of recreating its bucket, as sqlstore's
+//     foreign keys do.
+//
+// Deliberate differences from sqlstore (the conformance suite asserts both):
+// privacy tokens are deleted with their device; GetManyLIDsForPNs always keeps
+// the device part of the JID; PutPrivacyTokens with no tokens is a no-op;
+// GetAllDevices is ordered by JID; DeleteIdentity is an exact match.
+package devicestore
