@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// validID is the shape of cliente and campaña ids: short, URL- and key-safe.
+var validID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// ValidateID checks a cliente or campaña id.
+func ValidateID(kind, id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("%s id %q: use 1-64 characters a-z, 0-9, '-' or '_': %w", kind, id, ErrInvalid)
+	}
+	return nil
+}
+
+// Cliente is a tenant: one WhatsApp session (device) and its campaigns.
+type Cliente struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"nombre"`
+	DefaultRegion string    `json:"region"` // ISO country for phones written without +, e.g. "AR"
+	CreatedAt     time.Time `json:"creado"`
+}
+
+// CampaignStatus is the status of a campaña.
+type CampaignStatus string
+
+// Campaign statuses, in the operators' words.
+const (
+	Borrador  CampaignStatus = "borrador"
+	Activa    CampaignStatus = "activa"
+	Pausada   CampaignStatus = "pausada"
+	Terminada CampaignStatus = "terminada"
+	Cancelada CampaignStatus = "cancelada"
+)
+
+// Campaign is a campaña: a template, an optional Lua script, when it may
+// send (Schedule) and how fast (Rate).
+type Campaign struct {
+	ID        string         `json:"id"`
+	Cliente   string         `json:"cliente"`
+	Name      string         `json:"nombre"`
+	Template  string         `json:"plantilla"`
+	Script    string         `json:"script,omitempty"`
+	Status    CampaignStatus `json:"estado"`
+	Schedule  Schedule       `json:"programacion"`
+	Rate      Rate           `json:"ritmo"`
+	CreatedAt time.Time      `json:"creada"`
+
+	// Visible is the highest envío sequence number of a committed import:
+	// envíos above it belong to an import in progress (or a crashed one)
+	// and do not exist for readers.
+	Visible uint64 `json:"visible"`
+	// Cursor is the lowest sequence number that may still be a fresh
+	// pendiente; envíos below it have been claimed at least once.
+	Cursor uint64 `json:"cursor"`
+}
+
+// Schedule is the programación: when a campaign may send.
+type Schedule struct {
+	Days       []time.Weekday `json:"dias,omitempty"` // empty: every day
+	StartHour  int            `json:"desde"`          // 0-23, local time
+	EndHour    int            `json:"hasta"`          // 1-24, exclusive; 0 means 24
+	TimeZone   string         `json:"zona,omitempty"` // IANA name; empty: UTC
+	DailyQuota int            `json:"cupo,omitempty"` // sends per local day; 0: no quota
+}
+
+// Rate holds the anti-ban settings of a campaign.
+type Rate struct {
+	MinDelay    time.Duration `json:"min_delay"`
+	MaxDelay    time.Duration `json:"max_delay"`
+	HourlyCap   int           `json:"por_hora,omitempty"`
+	DailyCap    int           `json:"por_dia,omitempty"`
+	MaxAttempts int           `json:"max_intentos,omitempty"`
+}
+
+// Ref names one envío: its campaign and its sequence number in import order.
+type Ref struct {
+	Campaign string
+	Seq      uint64
+}
+
+func (r Ref) String() string { return r.Campaign + "/" + strconv.FormatUint(r.Seq, 10) }
+
+// ParseRef parses the form printed by Ref.String.
+func ParseRef(s string) (Ref, error) {
+	c, n, ok := strings.Cut(s, "/")
+	seq, err := strconv.ParseUint(n, 10, 64)
+	if !ok || err != nil || seq == 0 || ValidateID("campaña", c) != nil {
+		return Ref{}, fmt.Errorf("envío %q: want campaña/número: %w", s, ErrInvalid)
+	}
+	return Ref{Campaign: c, Seq: seq}, nil
+}
+
+// Envio is one message to one phone.
+type Envio struct {
+	Ref         Ref               `json:"-"`
+	Cliente     string            `json:"cliente"`
+	Telefono    string            `json:"telefono"` // E.164
+	Nombre      string            `json:"nombre,omitempty"`
+	Variables   map[string]string `json:"variables,omitempty"`
+	Mensaje     string            `json:"mensaje,omitempty"` // the final text, fixed at the write-ahead
+	State       State             `json:"estado"`
+	MsgID       string            `json:"msg_id,omitempty"`
+	Attempts    int               `json:"intentos,omitempty"`
+	NextAttempt time.Time         `json:"proximo,omitzero"` // set while a retry waits
+	Reason      string            `json:"motivo,omitempty"`
+	CreatedAt   time.Time         `json:"creado"`
+	UpdatedAt   time.Time         `json:"actualizado"`
+	SentAt      time.Time         `json:"enviado_en,omitzero"` // the server's timestamp of the ack
+}
+
+// Transition asks the store to move one envío From -> To. The store checks
+// it against the transition table and against the stored state.
+type Transition struct {
+	Envio Ref
+	From  State
+	To    State
+	// Text is the final message, required for pendiente -> enviando.
+	Text string
+	// Reason is a short code: recovery, script, not_on_whatsapp, optout,
+	// error code of an ack, retry, cancel...
+	Reason string
+	// At is when it happened; for -> enviado, the server timestamp of the
+	// ack. Zero means now.
+	At time.Time
+	// NextAttempt is when a retry (enviando -> pendiente) becomes due.
+	NextAttempt time.Time
+}

@@ -1,0 +1,166 @@
+package kv
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"leadmaster/engine"
+)
+
+// getCampaign reads a campaign inside tx.
+func getCampaign(tx *bolt.Tx, id string) (engine.Campaign, error) {
+	var c engine.Campaign
+	v := tx.Bucket(bucketCampaigns).Get([]byte(id))
+	if v == nil {
+		return c, fmt.Errorf("campaña %q: %w", id, engine.ErrNotFound)
+	}
+	if err := json.Unmarshal(v, &c); err != nil {
+		return c, fmt.Errorf("campaña %q: decode: %w", id, err)
+	}
+	return c, nil
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	return b.Put(key, data)
+}
+
+// getEnvio reads a visible envío inside tx.
+func getEnvio(tx *bolt.Tx, r engine.Ref) (engine.Envio, error) {
+	var e engine.Envio
+	c, err := getCampaign(tx, r.Campaign)
+	if err != nil {
+		return e, err
+	}
+	if r.Seq == 0 || r.Seq > c.Visible {
+		return e, fmt.Errorf("envío %s: %w", r, engine.ErrNotFound)
+	}
+	b, err := sub(tx, bucketEnvios, r.Campaign, false)
+	if err != nil || b == nil {
+		return e, fmt.Errorf("envío %s: %w", r, engine.ErrNotFound)
+	}
+	v := b.Get(u64(r.Seq))
+	if v == nil {
+		return e, fmt.Errorf("envío %s: %w", r, engine.ErrNotFound)
+	}
+	if err := json.Unmarshal(v, &e); err != nil {
+		return e, fmt.Errorf("envío %s: decode: %w", r, err)
+	}
+	e.Ref = r
+	return e, nil
+}
+
+// Envio returns one envío.
+func (db *DB) Envio(ctx context.Context, r engine.Ref) (engine.Envio, error) {
+	var e engine.Envio
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		e, err = getEnvio(tx, r)
+		return err
+	})
+	return e, err
+}
+
+// EnvioByMsgID finds the envío sent with a WhatsApp message id (receipts).
+func (db *DB) EnvioByMsgID(ctx context.Context, msgID string) (engine.Envio, error) {
+	var e engine.Envio
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMsgIDs).Get([]byte(msgID))
+		if v == nil {
+			return fmt.Errorf("message id %q: %w", msgID, engine.ErrNotFound)
+		}
+		c, seq, err := parseRefKey(v)
+		if err != nil {
+			return err
+		}
+		e, err = getEnvio(tx, engine.Ref{Campaign: c, Seq: seq})
+		return err
+	})
+	return e, err
+}
+
+// Envios lists the visible envíos of a campaign with Seq > after, in import
+// order, up to limit, optionally only those in state (empty: all).
+func (db *DB) Envios(ctx context.Context, campaign string, after uint64, limit int, state engine.State) ([]engine.Envio, error) {
+	var out []engine.Envio
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		c, err := getCampaign(tx, campaign)
+		if err != nil {
+			return err
+		}
+		b, err := sub(tx, bucketEnvios, campaign, false)
+		if err != nil || b == nil {
+			return err
+		}
+		cur := b.Cursor()
+		for k, v := cur.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = cur.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if seq > c.Visible {
+				break
+			}
+			var e engine.Envio
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("envío %s/%d: decode: %w", campaign, seq, err)
+			}
+			if state != "" && e.State != state {
+				continue
+			}
+			e.Ref = engine.Ref{Campaign: campaign, Seq: seq}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Counts is the number of envíos per state of a campaign, kept in the same
+// transaction as every transition.
+type Counts map[engine.State]uint64
+
+// Total is the number of envíos counted.
+func (c Counts) Total() uint64 {
+	var n uint64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+func readCounts(tx *bolt.Tx, campaign string) Counts {
+	v := tx.Bucket(bucketCounters).Get([]byte(campaign))
+	c := make(Counts, len(engine.States))
+	for i, s := range engine.States {
+		if len(v) >= (i+1)*8 {
+			c[s] = binary.BigEndian.Uint64(v[i*8:])
+		}
+	}
+	return c
+}
+
+func writeCounts(tx *bolt.Tx, campaign string, c Counts) error {
+	v := make([]byte, 0, 8*len(engine.States))
+	for _, s := range engine.States {
+		v = binary.BigEndian.AppendUint64(v, c[s])
+	}
+	return tx.Bucket(bucketCounters).Put([]byte(campaign), v)
+}
+
+// Counts returns the counters of a campaign.
+func (db *DB) Counts(ctx context.Context, campaign string) (Counts, error) {
+	var c Counts
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		if _, err := getCampaign(tx, campaign); err != nil {
+			return err
+		}
+		c = readCounts(tx, campaign)
+		return nil
+	})
+	return c, err
+}

@@ -1,0 +1,333 @@
+package kv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"leadmaster/engine"
+)
+
+// NewEnvio is one parsed row to import: the phone is already E.164.
+type NewEnvio struct {
+	Line      int
+	Telefono  string
+	Nombre    string
+	Variables map[string]string
+}
+
+// Skipped is a row the store did not import.
+type Skipped struct {
+	Line     int    `json:"linea"`
+	Telefono string `json:"telefono"`
+	Reason   string `json:"motivo"` // duplicado | suprimido
+}
+
+// Reasons a row is skipped.
+const (
+	SkipDuplicate  = "duplicado"
+	SkipSuppressed = "suprimido"
+)
+
+// ImportReport says what an import did.
+type ImportReport struct {
+	Accepted   int       `json:"aceptados"`
+	Duplicates int       `json:"duplicados"`
+	Suppressed int       `json:"suprimidos"`
+	Skipped    []Skipped `json:"omitidos,omitempty"` // the first MaxSkippedReported
+	FirstSeq   uint64    `json:"desde,omitempty"`
+	LastSeq    uint64    `json:"hasta,omitempty"`
+}
+
+// MaxSkippedReported bounds ImportReport.Skipped.
+const MaxSkippedReported = 1000
+
+// importChunk is how many rows are staged per write transaction.
+const importChunk = 4096
+
+// ErrImportRunning is returned when the campaign already has an import.
+var ErrImportRunning = errors.New("an import into this campaign is already running")
+
+// Import stages rows in chunks and makes them visible with one final
+// commit (Commit). Until then, and forever if the import is aborted or the
+// process dies, its rows are invisible; Abort or the next Open removes them.
+// An Import is used by one goroutine.
+type Import struct {
+	db       *DB
+	campaign string
+	cliente  string
+	first    uint64 // first staged seq
+	next     uint64 // next seq to assign
+	buf      []NewEnvio
+	digest   hash.Hash
+	report   ImportReport
+	done     bool
+}
+
+// BeginImport starts an import into a campaign that is not finished.
+func (db *DB) BeginImport(ctx context.Context, campaign string) (*Import, error) {
+	if _, loaded := db.imports.LoadOrStore(campaign, struct{}{}); loaded {
+		return nil, fmt.Errorf("campaña %q: %w", campaign, ErrImportRunning)
+	}
+	imp := &Import{db: db, campaign: campaign, digest: sha256.New()}
+	err := db.write(ctx, func(w *wtx) error {
+		c, err := getCampaign(w.tx, campaign)
+		if err != nil {
+			return err
+		}
+		if c.Status == engine.Terminada || c.Status == engine.Cancelada {
+			return fmt.Errorf("campaña %q is %s: %w", campaign, c.Status, engine.ErrConflict)
+		}
+		imp.cliente, imp.first, imp.next = c.Cliente, c.Visible+1, c.Visible+1
+		return abort(w.tx.Bucket(bucketImports).Put([]byte(campaign), u64(imp.first)))
+	})
+	if err != nil {
+		db.imports.Delete(campaign)
+		return nil, fmt.Errorf("begin import: %w", err)
+	}
+	return imp, nil
+}
+
+// Add queues one row; every importChunk rows are staged in one transaction.
+func (imp *Import) Add(ctx context.Context, row NewEnvio) error {
+	if imp.done {
+		return errors.New("import already finished")
+	}
+	imp.buf = append(imp.buf, row)
+	if len(imp.buf) >= importChunk {
+		return imp.flush(ctx)
+	}
+	return nil
+}
+
+// Report is the report so far.
+func (imp *Import) Report() ImportReport { return imp.report }
+
+// flush stages the buffered rows. Skipped duplicates and suppressed phones
+// are counted; the in-memory report changes only after the commit.
+func (imp *Import) flush(ctx context.Context) error {
+	if len(imp.buf) == 0 {
+		return nil
+	}
+	type result struct {
+		accepted []engine.Envio
+		skipped  []Skipped
+	}
+	var res result
+	err := imp.db.write(ctx, func(w *wtx) error {
+		res = result{}
+		envios, err := sub(w.tx, bucketEnvios, imp.campaign, true)
+		if err != nil {
+			return abort(err)
+		}
+		envios.FillPercent = 1 // appends in seq order
+		phones, err := sub(w.tx, bucketPhones, imp.cliente, true)
+		if err != nil {
+			return abort(err)
+		}
+		suppress, err := sub(w.tx, bucketSuppress, imp.cliente, false)
+		if err != nil {
+			return abort(err)
+		}
+		seq := imp.next
+		for _, row := range imp.buf {
+			if suppress != nil && suppress.Get([]byte(row.Telefono)) != nil {
+				res.skipped = append(res.skipped, Skipped{row.Line, row.Telefono, SkipSuppressed})
+				continue
+			}
+			prefix := phonePrefix(row.Telefono, imp.campaign)
+			if k, _ := phones.Cursor().Seek(prefix); k != nil && string(k[:len(prefix)]) == string(prefix) {
+				res.skipped = append(res.skipped, Skipped{row.Line, row.Telefono, SkipDuplicate})
+				continue
+			}
+			e := engine.Envio{
+				Ref: engine.Ref{Campaign: imp.campaign, Seq: seq}, Cliente: imp.cliente,
+				Telefono: row.Telefono, Nombre: row.Nombre, Variables: row.Variables,
+				State: engine.Pendiente, CreatedAt: w.now, UpdatedAt: w.now,
+			}
+			if err := putJSON(envios, u64(seq), e); err != nil {
+				return abort(err)
+			}
+			if err := phones.Put(phoneKey(row.Telefono, imp.campaign, seq), nil); err != nil {
+				return abort(err)
+			}
+			res.accepted = append(res.accepted, e)
+			seq++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("stage import rows: %w", err)
+	}
+	for _, e := range res.accepted {
+		writeRowDigest(imp.digest, e)
+	}
+	imp.next += uint64(len(res.accepted))
+	imp.report.Accepted += len(res.accepted)
+	for _, s := range res.skipped {
+		if s.Reason == SkipDuplicate {
+			imp.report.Duplicates++
+		} else {
+			imp.report.Suppressed++
+		}
+		if len(imp.report.Skipped) < MaxSkippedReported {
+			imp.report.Skipped = append(imp.report.Skipped, s)
+		}
+	}
+	imp.buf = imp.buf[:0]
+	return nil
+}
+
+// Commit stages what is left and makes the whole import visible in one
+// transaction, with its journal record. On error the import is aborted.
+func (imp *Import) Commit(ctx context.Context) (ImportReport, error) {
+	if imp.done {
+		return imp.report, errors.New("import already finished")
+	}
+	if err := imp.flush(ctx); err != nil {
+		imp.Abort()
+		return imp.report, err
+	}
+	last := imp.next - 1
+	err := imp.db.write(ctx, func(w *wtx) error {
+		c, err := getCampaign(w.tx, imp.campaign)
+		if err != nil {
+			return err
+		}
+		if imp.report.Accepted == 0 {
+			return abort(w.tx.Bucket(bucketImports).Delete([]byte(imp.campaign)))
+		}
+		c.Visible = last
+		if err := putJSON(w.tx.Bucket(bucketCampaigns), []byte(c.ID), c); err != nil {
+			return abort(err)
+		}
+		counts := readCounts(w.tx, c.ID)
+		counts[engine.Pendiente] += uint64(imp.report.Accepted)
+		if err := writeCounts(w.tx, c.ID, counts); err != nil {
+			return abort(err)
+		}
+		if err := w.tx.Bucket(bucketImports).Delete([]byte(imp.campaign)); err != nil {
+			return abort(err)
+		}
+		return abort(w.appendEntry(engine.Entry{
+			Kind: engine.KindImport, Cliente: c.Cliente, Campaign: c.ID,
+			FirstSeq: imp.first, LastSeq: last, Digest: hex.EncodeToString(imp.digest.Sum(nil)),
+			Reason: fmt.Sprintf("aceptados=%d duplicados=%d suprimidos=%d", imp.report.Accepted, imp.report.Duplicates, imp.report.Suppressed),
+		}))
+	})
+	if err != nil {
+		imp.Abort()
+		return imp.report, fmt.Errorf("commit import: %w", err)
+	}
+	imp.done = true
+	imp.db.imports.Delete(imp.campaign)
+	if imp.report.Accepted > 0 {
+		imp.report.FirstSeq, imp.report.LastSeq = imp.first, last
+	}
+	return imp.report, nil
+}
+
+// Abort removes the staged rows. It is safe to call after Commit (no-op).
+func (imp *Import) Abort() {
+	if imp.done {
+		return
+	}
+	imp.done = true
+	defer imp.db.imports.Delete(imp.campaign)
+	if err := imp.db.dropStaged(imp.campaign); err != nil {
+		imp.db.log.Error("import abort: staged rows stay until the next open", "campaign", imp.campaign, "err", err)
+	}
+}
+
+// cleanStaleImports removes the staged rows of imports that never committed.
+func (db *DB) cleanStaleImports() error {
+	var stale []string
+	if err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketImports).ForEach(func(k, _ []byte) error {
+			stale = append(stale, string(k))
+			return nil
+		})
+	}); err != nil {
+		return err
+	}
+	for _, c := range stale {
+		db.log.Warn("removing the staged rows of an import that did not finish", "campaign", c)
+		if err := db.dropStaged(c); err != nil {
+			return fmt.Errorf("clean import of %q: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// dropStaged deletes the envíos above the campaign's Visible mark and their
+// phone index entries, in bounded transactions, then the import marker.
+func (db *DB) dropStaged(campaign string) error {
+	ctx := context.Background()
+	for {
+		var more bool
+		err := db.write(ctx, func(w *wtx) error {
+			c, err := getCampaign(w.tx, campaign)
+			if err != nil {
+				return err
+			}
+			envios, err := sub(w.tx, bucketEnvios, campaign, false)
+			if err != nil || envios == nil {
+				return abort(w.tx.Bucket(bucketImports).Delete([]byte(campaign)))
+			}
+			phones, err := sub(w.tx, bucketPhones, c.Cliente, true)
+			if err != nil {
+				return abort(err)
+			}
+			cur := envios.Cursor()
+			n := 0
+			for k, v := cur.Seek(u64(c.Visible + 1)); k != nil; k, v = cur.Seek(u64(c.Visible + 1)) {
+				if n == importChunk {
+					more = true
+					return nil
+				}
+				var e engine.Envio
+				if err := json.Unmarshal(v, &e); err != nil {
+					return abort(fmt.Errorf("staged envío: %w", err))
+				}
+				seq := binary.BigEndian.Uint64(k)
+				if err := phones.Delete(phoneKey(e.Telefono, campaign, seq)); err != nil {
+					return abort(err)
+				}
+				if err := envios.Delete(k); err != nil {
+					return abort(err)
+				}
+				n++
+			}
+			more = false
+			return abort(w.tx.Bucket(bucketImports).Delete([]byte(campaign)))
+		})
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// writeRowDigest adds an imported row's immutable fields to an import digest.
+func writeRowDigest(h hash.Hash, e engine.Envio) {
+	var b []byte
+	b = binary.BigEndian.AppendUint64(b, e.Ref.Seq)
+	b = append(append(b, e.Telefono...), 0)
+	b = append(append(b, e.Nombre...), 0)
+	keys := make([]string, 0, len(e.Variables))
+	for k := range e.Variables {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b = append(append(append(append(b, k...), '='), e.Variables[k]...), 0)
+	}
+	h.Write(b)
+}

@@ -1,0 +1,102 @@
+package kv
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"leadmaster/engine"
+)
+
+// ReasonRecovery is the reason journaled when an envío left in enviando by
+// a stop or a crash goes back to pendiente.
+const ReasonRecovery = "recovery"
+
+// Recover returns every envío left in enviando to pendiente, due now, with
+// its message id kept, so the resend is the same message to WhatsApp. It
+// returns how many it moved. Open calls it; the engine may call it again
+// before it starts sending.
+func (db *DB) Recover(ctx context.Context) (int, error) {
+	var refs []engine.Ref
+	if err := db.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketInflight).ForEach(func(k, _ []byte) error {
+			c, seq, err := parseRefKey(k)
+			if err != nil {
+				return err
+			}
+			refs = append(refs, engine.Ref{Campaign: c, Seq: seq})
+			return nil
+		})
+	}); err != nil {
+		return 0, fmt.Errorf("recover: %w", err)
+	}
+	const batch = 512
+	for i := 0; i < len(refs); i += batch {
+		ts := make([]engine.Transition, 0, batch)
+		for _, r := range refs[i:min(i+batch, len(refs))] {
+			ts = append(ts, engine.Transition{Envio: r, From: engine.Enviando, To: engine.Pendiente, Reason: ReasonRecovery})
+		}
+		if err := db.Apply(ctx, ts...); err != nil {
+			return i, fmt.Errorf("recover: %w", err)
+		}
+	}
+	return len(refs), nil
+}
+
+// Due is the answer of NextDue.
+type Due struct {
+	Envio engine.Ref
+	Ok    bool      // Envio is due now
+	Next  time.Time // when Ok is false: the earliest retry, or zero if none waits
+}
+
+// NextDue finds the campaign's next envío to claim: a retry whose time has
+// come first, then the first fresh pendiente in import order.
+func (db *DB) NextDue(ctx context.Context, campaign string, now time.Time) (Due, error) {
+	var d Due
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		c, err := getCampaign(tx, campaign)
+		if err != nil {
+			return err
+		}
+		if due, _ := sub(tx, bucketDue, campaign, false); due != nil {
+			if k, _ := due.Cursor().First(); k != nil {
+				at := time.Unix(0, int64(binary.BigEndian.Uint64(k)))
+				if !at.After(now) {
+					d = Due{Envio: engine.Ref{Campaign: campaign, Seq: binary.BigEndian.Uint64(k[8:])}, Ok: true}
+					return nil
+				}
+				d.Next = at
+			}
+		}
+		envios, _ := sub(tx, bucketEnvios, campaign, false)
+		if envios == nil {
+			return nil
+		}
+		from := max(decodeU64(tx.Bucket(bucketCursors).Get([]byte(campaign))), 1)
+		cur := envios.Cursor()
+		for k, v := cur.Seek(u64(from)); k != nil; k, v = cur.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			if seq > c.Visible {
+				break
+			}
+			var e struct {
+				State       engine.State `json:"estado"`
+				NextAttempt time.Time    `json:"proximo"`
+			}
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("envío %s/%d: %w", campaign, seq, err)
+			}
+			if e.State == engine.Pendiente && e.NextAttempt.IsZero() {
+				d = Due{Envio: engine.Ref{Campaign: campaign, Seq: seq}, Ok: true}
+				return nil
+			}
+		}
+		return nil
+	})
+	return d, err
+}

@@ -1,0 +1,98 @@
+package kv
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// schemaVersion is the layout this code writes. migrations[v] upgrades a
+// file from version v to v+1.
+const schemaVersion = 1
+
+var migrations = map[uint64]func(tx *bolt.Tx) error{}
+
+// Root buckets. Every key encoding is described next to its bucket.
+var (
+	bucketMeta      = []byte("app.meta")      // "schema" -> u64; "secret" -> 32 bytes
+	bucketClientes  = []byte("app.clientes")  // id -> JSON engine.Cliente
+	bucketCampaigns = []byte("app.campaigns") // id -> JSON engine.Campaign
+	bucketEnvios    = []byte("app.envios")    // campaign/ seq -> JSON engine.Envio (import order)
+	bucketDue       = []byte("app.due")       // campaign/ unixnano|seq -> nil: retries waiting
+	bucketCursors   = []byte("app.cursors")   // campaign -> u64 lowest possibly-fresh seq
+	bucketInflight  = []byte("app.inflight")  // campaign 0 seq -> nil: envíos in enviando
+	bucketMsgIDs    = []byte("app.msgids")    // message id -> campaign 0 seq
+	bucketPhones    = []byte("app.phones")    // cliente/ phone 0 campaign 0 seq -> nil
+	bucketSuppress  = []byte("app.suppress")  // cliente/ phone -> JSON suppression
+	bucketCounters  = []byte("app.counters")  // campaign -> u64 per engine.States
+	bucketJournal   = []byte("app.journal")   // seq -> sha256(payload) | payload JSON
+	bucketImports   = []byte("app.imports")   // campaign -> u64 first staged seq (import in progress)
+)
+
+var rootBuckets = [][]byte{
+	bucketMeta, bucketClientes, bucketCampaigns, bucketEnvios, bucketDue, bucketCursors,
+	bucketInflight, bucketMsgIDs, bucketPhones, bucketSuppress, bucketCounters, bucketJournal, bucketImports,
+}
+
+var (
+	keySchema = []byte("schema")
+	keySecret = []byte("secret")
+)
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// refKey is the key of an envío in the inflight and msgids buckets.
+func refKey(campaign string, seq uint64) []byte {
+	k := make([]byte, 0, len(campaign)+9)
+	k = append(k, campaign...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+func parseRefKey(k []byte) (string, uint64, error) {
+	if len(k) < 10 || k[len(k)-9] != 0 {
+		return "", 0, fmt.Errorf("malformed envío key %x", k)
+	}
+	return string(k[:len(k)-9]), binary.BigEndian.Uint64(k[len(k)-8:]), nil
+}
+
+// phoneKey indexes an envío under its cliente's phone.
+func phoneKey(phone, campaign string, seq uint64) []byte {
+	return refKey(phone+"\x00"+campaign, seq)
+}
+
+func phonePrefix(phone, campaign string) []byte { return []byte(phone + "\x00" + campaign + "\x00") }
+
+func parsePhoneKey(k []byte) (phone, campaign string, seq uint64, err error) {
+	pc, seq, err := parseRefKey(k)
+	if err != nil {
+		return "", "", 0, err
+	}
+	phone, campaign, ok := strings.Cut(pc, "\x00")
+	if !ok {
+		return "", "", 0, fmt.Errorf("malformed phone key %x", k)
+	}
+	return phone, campaign, seq, nil
+}
+
+func dueKey(at int64, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(u64(uint64(at)), seq)
+}
+
+// sub returns the nested bucket name under root, creating it when create is set.
+func sub(tx *bolt.Tx, root []byte, name string, create bool) (*bolt.Bucket, error) {
+	r := tx.Bucket(root)
+	if r == nil {
+		return nil, fmt.Errorf("bucket %s missing", root)
+	}
+	if !create {
+		return r.Bucket([]byte(name)), nil
+	}
+	b, err := r.CreateBucketIfNotExists([]byte(name))
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s/%s: %w", root, name, err)
+	}
+	return b, nil
+}
