@@ -13,8 +13,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	"leadmaster/engine"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"leadmaster/engine"
 )
 
 // FileName is the name of the data file inside the data directory.

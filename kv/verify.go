@@ -33,7 +33,7 @@ type replayed struct {
 
 type importRange struct {
 	first, last, seq uint64
-	digest         string
+	digest           string
 }
 
 // verifyPage is how many journal records one read transaction checks.
