@@ -87,6 +87,8 @@ func ParseCSV(ctx context.Context, r io.Reader, opts Options, fn func(Row) error
 			opts.Reject(Rejected{Line: line, Reason: reason})
 		}
 	}
+	pl := newPipeline(ctx, opts.Workers, opts.DefaultRegion, &sum, fn, reject)
+	defer pl.close()
 	progress := func() {
 		if opts.Progress != nil {
 			opts.Progress(sum.Bytes, sum.Rows)
@@ -122,8 +124,10 @@ func ParseCSV(ctx context.Context, r io.Reader, opts Options, fn func(Row) error
 				// lines it swallowed may be rows; the file is unreliable.
 				return sum, &FileError{Line: pe.StartLine, Err: fmt.Errorf("%w: el campo que abre comillas en la línea %d sigue abierto en la línea %d", ErrQuote, pe.StartLine, pe.Line)}
 			}
-			reject(pe.StartLine, quoteProblem(pe))
 			nextLine = pe.Line + 1
+			if err := pl.add(item{reason: quoteProblem(pe), row: Row{Line: pe.StartLine}}); err != nil {
+				return sum, err
+			}
 			continue
 		}
 		line, _ := cr.FieldPos(0)
@@ -136,38 +140,35 @@ func ParseCSV(ctx context.Context, r io.Reader, opts Options, fn func(Row) error
 				break
 			}
 		}
+		it := item{row: Row{Line: line}}
 		switch {
 		case blank:
 			sum.Blank++
 			continue
 		case len(rec) < len(cols):
-			reject(line, fmt.Sprintf("faltan columnas: se esperaban %d y hay %d", len(cols), len(rec)))
-			continue
+			it.reason = fmt.Sprintf("faltan columnas: se esperaban %d y hay %d", len(cols), len(rec))
 		case len(rec) > len(cols) && !allEmpty(rec[len(cols):]):
-			reject(line, fmt.Sprintf("sobran columnas: se esperaban %d y hay %d", len(cols), len(rec)))
-			continue
-		}
-		tel, err := phone.Normalize(rec[telCol], opts.DefaultRegion)
-		if err != nil {
-			reject(line, err.Error())
-			continue
-		}
-		row := Row{Line: line, Telefono: tel}
-		if nameCol >= 0 {
-			row.Nombre = strings.TrimSpace(rec[nameCol])
-		}
-		if nvars > 0 {
-			row.Variables = make(map[string]string, nvars)
-			for i, c := range cols {
-				if c.role == roleVariable {
-					row.Variables[c.key] = strings.TrimSpace(rec[i])
+			it.reason = fmt.Sprintf("sobran columnas: se esperaban %d y hay %d", len(cols), len(rec))
+		default:
+			it.raw = rec[telCol]
+			if nameCol >= 0 {
+				it.row.Nombre = strings.TrimSpace(rec[nameCol])
+			}
+			if nvars > 0 {
+				it.row.Variables = make(map[string]string, nvars)
+				for i, c := range cols {
+					if c.role == roleVariable {
+						it.row.Variables[c.key] = strings.TrimSpace(rec[i])
+					}
 				}
 			}
 		}
-		if err := fn(row); err != nil {
-			return sum, fmt.Errorf("importer: línea %d: %w", line, err)
+		if err := pl.add(it); err != nil {
+			return sum, err
 		}
-		sum.Accepted++
+	}
+	if err := pl.flush(); err != nil {
+		return sum, err
 	}
 	progress()
 	return sum, nil

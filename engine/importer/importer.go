@@ -3,6 +3,7 @@ package importer
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"unicode"
 
@@ -50,6 +51,13 @@ type Options struct {
 	// ProgressEvery is the number of rows between Progress calls; 0 means
 	// 1000.
 	ProgressEvery int
+
+	// Workers is the number of goroutines normalizing phone numbers, the
+	// costly part of a parse; 0 means runtime.GOMAXPROCS(0), 1 means none
+	// (everything on the caller's goroutine). fn and Reject are always
+	// called on the caller's goroutine, in file order, and the result does
+	// not depend on Workers.
+	Workers int
 }
 
 // DefaultMaxLineBytes is the line (and record) limit when
@@ -110,6 +118,9 @@ func checkOptions(o Options) (Options, error) {
 	}
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 1000
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
 	}
 	return o, nil
 }

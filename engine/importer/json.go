@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"leadmaster/engine/phone"
 )
 
 // ParseJSON reads a JSON array of objects from r and calls fn for every
@@ -28,9 +26,10 @@ func ParseJSON(ctx context.Context, r io.Reader, opts Options, fn func(Row) erro
 	if err != nil {
 		return sum, err
 	}
-	// encoding/json's read-ahead grows with the largest token seen, up to
-	// about twice the element limit: allow for it.
-	g.maxSpan = 4*int64(opts.MaxLineBytes) + bufSize
+	// encoding/json reads ahead up to the capacity of its buffer, which grows
+	// to about twice the largest token it held (at most one element): allow
+	// for it.
+	g.maxSpan = 4*int64(opts.MaxLineBytes) + 4096
 	dec := json.NewDecoder(g)
 	dec.UseNumber()
 	p := &jsonParser{g: g, dec: dec}
@@ -53,6 +52,9 @@ func ParseJSON(ctx context.Context, r io.Reader, opts Options, fn func(Row) erro
 			opts.Reject(Rejected{Line: line, Reason: reason})
 		}
 	}
+	pl := newPipeline(ctx, opts.Workers, opts.DefaultRegion, &sum, fn, reject)
+	pl.element = true
+	defer pl.close()
 	for index := 1; ; index++ {
 		if err := ctx.Err(); err != nil {
 			return sum, err
@@ -77,20 +79,10 @@ func ParseJSON(ctx context.Context, r io.Reader, opts Options, fn func(Row) erro
 		if sum.Rows%opts.ProgressEvery == 0 && opts.Progress != nil {
 			opts.Progress(sum.Bytes, sum.Rows)
 		}
-		if reason != "" {
-			reject(index, reason)
-			continue
+		it := item{reason: reason, raw: el.tel, row: Row{Line: index, Nombre: strings.TrimSpace(el.name), Variables: el.vars}}
+		if err := pl.add(it); err != nil {
+			return sum, err
 		}
-		tel, err := phone.Normalize(el.tel, opts.DefaultRegion)
-		if err != nil {
-			reject(index, err.Error())
-			continue
-		}
-		row := Row{Line: index, Telefono: tel, Nombre: strings.TrimSpace(el.name), Variables: el.vars}
-		if err := fn(row); err != nil {
-			return sum, fmt.Errorf("importer: elemento %d: %w", index, err)
-		}
-		sum.Accepted++
 	}
 	if _, err := p.token(sum.Rows + 1); err != nil { // the closing ']'
 		return sum, err
@@ -101,7 +93,10 @@ func ParseJSON(ctx context.Context, r io.Reader, opts Options, fn func(Row) erro
 		}
 		return sum, &FileError{Err: fmt.Errorf("%w: hay datos después del cierre de la lista", ErrSyntax), element: true}
 	}
-	sum.Bytes = consumed()
+	if err := pl.flush(); err != nil {
+		return sum, err
+	}
+	sum.Bytes = g.offset + g.n // all of it, up to EOF
 	if opts.Progress != nil {
 		opts.Progress(sum.Bytes, sum.Rows)
 	}

@@ -103,6 +103,12 @@ func ValidRegion(code string) bool {
 // ErrTooShort, ErrTooLong, ErrCountry, ErrExtension, ErrInvalid or ErrRegion.
 // Normalize is safe for concurrent use.
 func Normalize(raw, defaultRegion string) (string, error) {
+	return normalize(raw, defaultRegion, true)
+}
+
+// normalize is Normalize; fast enables the shortcut for international
+// numbers (tests compare it with the slow path).
+func normalize(raw, defaultRegion string, fast bool) (string, error) {
 	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
 	if region != "" && !ValidRegion(region) {
 		return "", &Error{Input: display(defaultRegion), Reason: ErrRegion}
@@ -140,12 +146,22 @@ func Normalize(raw, defaultRegion string) (string, error) {
 		// whatever the default region.
 		clean = "+" + clean[2:]
 	}
+	if fast && international {
+		if e164, ok := fastInternational(clean[1:]); ok {
+			return e164, nil
+		}
+	}
 	e164, reason := parse(clean, region)
 	if reason == nil {
 		return e164, nil
 	}
 	if !international {
 		// Maybe an international number written without its "+".
+		if fast {
+			if alt, ok := fastInternational(clean); ok {
+				return alt, nil
+			}
+		}
 		if alt, err := parse("+"+clean, ""); err == nil {
 			return alt, nil
 		}
@@ -222,6 +238,42 @@ func parse(s, region string) (string, error) {
 		return "", ErrInvalid
 	}
 	return e, nil
+}
+
+// fastInternational returns "+"+digits when digits, split into a country
+// calling code and the national number that follows, is a valid number as
+// written. This skips phonenumbers.Parse, whose regular expressions cost
+// about two thirds of the time, and gives the same result: parsing the E.164
+// string of a valid number yields that number (libphonenumber's round-trip
+// invariant; the tests compare both paths). National numbers with a leading
+// zero (Italy) are left to the slow path.
+func fastInternational(digits string) (string, bool) {
+	if digits == "" || digits[0] == '0' {
+		return "", false
+	}
+	codes := phonenumbers.GetSupportedCallingCodes()
+	for l := 1; l <= 3 && l < len(digits); l++ {
+		cc, err := strconv.Atoi(digits[:l])
+		if err != nil || !codes[cc] {
+			continue
+		}
+		// Calling codes are prefix-free: this is the only candidate.
+		nsn := digits[l:]
+		if nsn[0] == '0' || len(digits) > 15 {
+			return "", false
+		}
+		v, err := strconv.ParseUint(nsn, 10, 64)
+		if err != nil {
+			return "", false
+		}
+		cc32 := int32(cc)
+		n := phonenumbers.PhoneNumber{CountryCode: &cc32, NationalNumber: &v}
+		if !phonenumbers.IsValidNumber(&n) {
+			return "", false
+		}
+		return "+" + digits, true
+	}
+	return "", false
 }
 
 // mexicanMobile accepts the pre-2019 spelling of Mexican mobiles, "+52 1"

@@ -166,6 +166,9 @@ func FuzzNormalize(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw, region string) {
 		got, err := Normalize(raw, region)
+		if slow, serr := normalize(raw, region, false); (serr == nil) != (err == nil) {
+			t.Fatalf("Normalize(%q, %q) = %q, %v; slow path %q, %v", raw, region, got, err, slow, serr)
+		}
 		if err != nil {
 			var pe *Error
 			if !errors.As(err, &pe) || got != "" {
@@ -176,6 +179,9 @@ func FuzzNormalize(f *testing.F) {
 		}
 		if !IsE164(got) {
 			t.Fatalf("Normalize(%q, %q) = %q, not E.164", raw, region, got)
+		}
+		if slow, err := normalize(raw, region, false); err != nil || slow != got {
+			t.Fatalf("Normalize(%q, %q) = %q, but the slow path gives %q, %v", raw, region, got, slow, err)
 		}
 		for _, r := range []string{region, "", "US"} {
 			again, err := Normalize(got, r)
