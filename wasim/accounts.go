@@ -38,15 +38,15 @@ func (a *Account) LIDJID() types.JID { return types.NewJID(a.LID, types.HiddenUs
 
 // Device is a linked companion device (a whatsmeow client) and its Signal registration.
 type Device struct {
-	ID             uint16         `json:"id"`
-	NoiseKey       [32]byte       `json:"noise_key"` // the client's Noise static public key
-	RegistrationID uint32         `json:"registration_id"`
-	Identity       [32]byte       `json:"identity"`
-	SignedPreKey   SignedPreKey   `json:"signed_prekey"`
-	PreKeys        []PreKey       `json:"prekeys"` // uploaded one-time prekeys not yet handed out
-	Platform       string         `json:"platform,omitempty"`
-	PairedAt       time.Time      `json:"paired_at"`
-	Via            string         `json:"via"` // "qr" or "code"
+	ID             uint16       `json:"id"`
+	NoiseKey       [32]byte     `json:"noise_key"` // the client's Noise static public key
+	RegistrationID uint32       `json:"registration_id"`
+	Identity       [32]byte     `json:"identity"`
+	SignedPreKey   SignedPreKey `json:"signed_prekey"`
+	PreKeys        []PreKey     `json:"prekeys"` // uploaded one-time prekeys not yet handed out
+	Platform       string       `json:"platform,omitempty"`
+	PairedAt       time.Time    `json:"paired_at"`
+	Via            string       `json:"via"` // "qr" or "code"
 }
 
 // SignedPreKey is a device's signed prekey as uploaded in its registration.

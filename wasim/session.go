@@ -43,7 +43,9 @@ func (s *Server) login(c *conn) {
 	s.live[jid] = c
 	s.mu.Unlock()
 	if old != nil {
-		s.goTracked(func() { s.endSession(old, waBinary.Node{Tag: "stream:error", Content: []waBinary.Node{{Tag: "conflict", Attrs: waBinary.Attrs{"type": "replaced"}}}}, "replaced") })
+		s.goTracked(func() {
+			s.endSession(old, waBinary.Node{Tag: "stream:error", Content: []waBinary.Node{{Tag: "conflict", Attrs: waBinary.Attrs{"type": "replaced"}}}}, "replaced")
+		})
 	}
 	now := strconv.FormatInt(time.Now().Unix(), 10)
 	c.loggedIn.Store(true)
