@@ -7,18 +7,35 @@ import (
 	"time"
 )
 
-// BenchmarkParseCSV parses a generated file of b.N rows (four phone
-// spellings, a name and two variables), streamed from a generator.
+// BenchmarkParseCSV parses a generated file of b.N rows (a name, two
+// variables, and phones written four ways in "mixed", or all E.164 in
+// "e164"), streamed from a generator, with one worker or the default.
+//
+//	go test -run '^$' -bench 'ParseCSV$' -benchtime 100000x ./engine/importer/
 func BenchmarkParseCSV(b *testing.B) {
-	b.ReportAllocs()
-	g := newGenerator(b.N)
-	b.ResetTimer()
-	sum, err := ParseCSV(context.Background(), g, Options{DefaultRegion: "AR"}, func(Row) error { return nil })
-	if err != nil || sum.Accepted != b.N {
-		b.Fatalf("summary %+v, err %v", sum, err)
+	for _, bc := range []struct {
+		name    string
+		e164    bool
+		workers int
+	}{
+		{"mixed/workers=1", false, 1},
+		{"mixed/workers=default", false, 0},
+		{"e164/workers=1", true, 1},
+		{"e164/workers=default", true, 0},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			g := newGenerator(b.N)
+			g.e164 = bc.e164
+			b.ResetTimer()
+			sum, err := ParseCSV(context.Background(), g, Options{DefaultRegion: "AR", Workers: bc.workers}, func(Row) error { return nil })
+			if err != nil || sum.Accepted != b.N {
+				b.Fatalf("summary %+v, err %v", sum, err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			b.SetBytes(g.n / int64(b.N))
+		})
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	b.SetBytes(g.n / int64(b.N))
 }
 
 // BenchmarkParseCSV1M parses a generated file of 1,000,000 rows per

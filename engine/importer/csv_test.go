@@ -530,6 +530,7 @@ func (b byteReader) Read(p []byte) (int, error) {
 // generator streams a CSV file of n rows (n < 0: endless) with a mix of the
 // phone spellings found in real files, without holding the file in memory.
 type generator struct {
+	e164    bool // only "+5491123456789" spellings
 	rows, i int
 	n       int64 // bytes produced
 	buf     bytes.Buffer
@@ -546,7 +547,11 @@ var cities = [...]string{"Buenos Aires", "Córdoba", "Rosario", "Mendoza", "La P
 func (g *generator) Read(p []byte) (int, error) {
 	for g.buf.Len() < len(p) && (g.rows < 0 || g.i < g.rows) {
 		a, b := 2000+g.i/10000%8000, g.i%10000
-		switch g.i % 4 {
+		spelling := g.i % 4
+		if g.e164 {
+			spelling = 4
+		}
+		switch spelling {
 		case 0:
 			fmt.Fprintf(&g.buf, "+54 9 11 %04d-%04d", a, b)
 		case 1:
@@ -555,6 +560,8 @@ func (g *generator) Read(p []byte) (int, error) {
 			fmt.Fprintf(&g.buf, "54911%04d%04d", a, b)
 		case 3:
 			fmt.Fprintf(&g.buf, "(11) %04d.%04d", a, b)
+		case 4:
+			fmt.Fprintf(&g.buf, "+54911%04d%04d", a, b)
 		}
 		fmt.Fprintf(&g.buf, ";Cliente %d;plan %d;%s\r\n", g.i, g.i%7, cities[g.i%len(cities)])
 		g.i++

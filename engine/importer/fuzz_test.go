@@ -25,6 +25,7 @@ func checkParse(t *testing.T, parse func(context.Context, *bytes.Reader, Options
 	opts := Options{
 		DefaultRegion: "AR",
 		MaxLineBytes:  512,
+		Workers:       1 + len(data)%2, // both the inline and the concurrent path
 		Reject: func(r Rejected) {
 			rejects++
 			step(r.Line)
