@@ -315,3 +315,16 @@ func testCtx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// assertNoDevice fails unless the client's store holds no device any more. It reads the
+// database, not the client's Store struct, which the client's goroutines write.
+func (tc *testClient) assertNoDevice() {
+	tc.t.Helper()
+	devs, err := tc.container.GetAllDevices(context.Background())
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	if len(devs) != 0 {
+		tc.t.Errorf("client store still holds %d device(s): %v", len(devs), devs[0].ID)
+	}
+}

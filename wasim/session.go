@@ -31,10 +31,15 @@ func (s *Server) login(c *conn) {
 	s.mu.Lock()
 	acc, dev := s.reg.deviceLocked(jid)
 	if dev == nil || dev.NoiseKey != c.noiseKey {
+		c.jid = jid // for the events only: the connection is not registered as live
 		s.mu.Unlock()
 		_ = c.send(waBinary.Node{Tag: "failure", Attrs: waBinary.Attrs{"reason": 401, "location": "wasim"}})
 		s.events.add(Event{Kind: EventLoginRefused, Conn: c.id, JID: jid.String(), Phone: jid.User, Detail: "401"})
-		c.close(true)
+		// Close once the client has handled the failure (deleted its store): see endSession.
+		s.goTracked(func() {
+			_ = c.barrier(barrierTimeout)
+			c.close(true)
+		})
 		return
 	}
 	c.jid = jid
