@@ -1,0 +1,172 @@
+package wasim_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types/events"
+
+	"leadmaster/wasim"
+)
+
+// TestMain lets the test binary double as the standalone simulator: with WASIM_MAIN=1 it runs
+// wasim.Main with the flags in WASIM_ARGS instead of the tests (a process the test can
+// SIGKILL, as the crash tests will do with the appliance).
+func TestMain(m *testing.M) {
+	if os.Getenv("WASIM_MAIN") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := wasim.Main(ctx, strings.Fields(os.Getenv("WASIM_ARGS")), os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// simProcess is a standalone simulator in a child process.
+type simProcess struct {
+	cmd  *exec.Cmd
+	url  string // control API base, "http://127.0.0.1:PORT"
+	done chan struct{}
+}
+
+// startSimProcess runs the simulator in a child process and waits for its "listening" line.
+func startSimProcess(t *testing.T, args ...string) *simProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "WASIM_MAIN=1", "WASIM_ARGS="+strings.Join(args, " "))
+	cmd.Stderr = io.Discard
+	if testing.Verbose() && os.Getenv("WASIM_TRACE") == "1" {
+		cmd.Stderr = os.Stderr
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &simProcess{cmd: cmd, done: make(chan struct{})}
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("simulator process printed nothing: %v", lines.Err())
+	}
+	first := lines.Text()
+	p.url, _ = strings.CutPrefix(first, "wasim listening on ")
+	if p.url == first {
+		t.Fatalf("unexpected first line %q", first)
+	}
+	go func() {
+		defer close(p.done)
+		_, _ = io.Copy(io.Discard, out)
+		_ = cmd.Wait()
+	}()
+	t.Cleanup(func() { p.stop(syscall.SIGTERM) })
+	return p
+}
+
+// stop signals the process and waits for it to exit (idempotent).
+func (p *simProcess) stop(sig os.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(sig)
+	<-p.done
+}
+
+func (p *simProcess) addr() string { return strings.TrimPrefix(p.url, "http://") }
+
+// control calls the control API and decodes the JSON answer into out (if not nil).
+func control(t *testing.T, hc *http.Client, method, url string, body, out any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(testCtx(t), method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s: %s %s", method, url, resp.Status, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, url, err, data)
+		}
+	}
+}
+
+func TestStandaloneSurvivesKill(t *testing.T) {
+	checkLeaks(t)
+	dir := t.TempDir()
+	snap := filepath.Join(dir, "wasim.json")
+	p := startSimProcess(t, "-listen", "127.0.0.1:0", "-snapshot", snap)
+	addr := p.addr()
+	hc := &http.Client{}
+	t.Cleanup(hc.CloseIdleConnections)
+
+	tc := newTestClientFor(t, filepath.Join(dir, "client.db"), func(cli *whatsmeow.Client) {
+		wasim.ConfigureClient(cli, wasim.HTTPClient(addr), wasim.RootPublicKey())
+	})
+	ctx := testCtx(t)
+	qrs, err := tc.cli.GetQRChannel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	item := <-qrs
+	var scanned struct{ JID string }
+	control(t, hc, "POST", p.url+"/sim/scan", map[string]string{"qr": item.Code, "phone": "15550004444"}, &scanned)
+	waitFor[*events.PairSuccess](tc)
+	waitFor[*events.Connected](tc)
+	if got := fmt.Sprint(tc.cli.Store.ID); got != scanned.JID {
+		t.Fatalf("client ID %s, control API said %s", got, scanned.JID)
+	}
+	// The prekey upload is the last registry change of a login: wait until it is on disk.
+	var evs []wasim.Event
+	control(t, hc, "GET", p.url+"/sim/events?kind=prekeys&wait=10s&jid="+scanned.JID, nil, &evs)
+
+	p.stop(syscall.SIGKILL)
+	waitFor[*events.Disconnected](tc)
+	p2 := startSimProcess(t, "-listen", addr, "-snapshot", snap)
+	// The client's first automatic reconnect was refused (nothing listened); the next one,
+	// 2 s later, reaches the restarted simulator, which knows the device from its snapshot.
+	waitFor[*events.Connected](tc)
+	if n := countOf[*events.QR](tc); n != 1 {
+		t.Errorf("client saw %d QR events, want only the first pairing's", n)
+	}
+	var accs []wasim.AccountInfo
+	control(t, hc, "GET", p2.url+"/sim/accounts", nil, &accs)
+	if len(accs) != 1 || len(accs[0].Devices) != 1 || accs[0].Devices[0].JID != scanned.JID || !accs[0].Devices[0].LoggedIn {
+		t.Errorf("restarted simulator accounts = %+v, want %s logged in", accs, scanned.JID)
+	}
+	tc.close()
+	tc.assertCleanLog(readErr, "Error reconnecting after autoreconnect sleep")
+	p2.stop(syscall.SIGTERM)
+}
