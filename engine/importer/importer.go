@@ -140,6 +140,7 @@ var roles = map[string]int{
 	"mobile": rolePhone, "cel": rolePhone, "cell": rolePhone, "phone_number": rolePhone,
 	"telefono_movil": rolePhone, "numero_de_telefono": rolePhone, "numero_telefono": rolePhone,
 	"nombre": roleName, "name": roleName, "nombre_completo": roleName, "full_name": roleName,
+	"nombre_y_apellido": roleName, "apellido_y_nombre": roleName,
 }
 
 // role returns the role of a header name or JSON key.
