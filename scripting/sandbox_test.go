@@ -1,0 +1,264 @@
+package scripting_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"leadmaster/scripting"
+)
+
+// hostileLimits keep hostile tests fast: a 50ms time limit.
+var hostileLimits = scripting.Limits{Timeout: 50 * time.Millisecond}
+
+// failFast is how long a hostile call may take before the test calls it
+// slow: the limit plus room for this shared machine's scheduling stalls.
+const failFast = 3 * time.Second
+
+// hostile is a personalize body that must fail, and how.
+type hostile struct {
+	name string
+	body string
+	want []error // one of these causes; nil entries mean "a plain Lua error" (Cause nil)
+	msg  string  // substring of the message, if any
+}
+
+var plainErr error // Cause == nil
+
+var hostiles = []hostile{
+	{"InfiniteLoop", `while true do end`, []error{scripting.ErrTimeout}, "time limit"},
+	{"InfiniteLoopInPcall", `while true do pcall(function() while true do end end) end`, []error{scripting.ErrTimeout}, ""},
+	{"TailCallLoop", `local function f() return f() end return f()`, []error{scripting.ErrTimeout}, ""},
+	{"DeepRecursion", `local function f(n) return 1 + f(n + 1) end return f(1)`, []error{scripting.ErrLimit}, "stack overflow"},
+	{"MetamethodRecursion", `local t = setmetatable({}, {}) getmetatable(t).__index = function(t, k) return t[k] end return t.x`, []error{scripting.ErrLimit}, "stack overflow"},
+	{"VarargGrowth", `local function f(...) return f(1, 2, 3, 4, 5, 6, 7, 8, ...) end return f()`, []error{scripting.ErrLimit, scripting.ErrTimeout}, ""},
+	{"StringRep1e9", `return string.rep("x", 1e9)`, []error{scripting.ErrLimit}, "string.rep"},
+	{"StringRepMethod", `return ("x"):rep(1e9)`, []error{scripting.ErrLimit}, "string.rep"},
+	{"ConcatDoubling", `local s = "x" while true do s = s .. s end`, []error{scripting.ErrLimit}, "'..'"},
+	{"ConcatWide", `local s = ("x"):rep(1000) while true do s = s..s..s..s..s..s..s..s..s..s..s..s..s..s..s..s end`, []error{scripting.ErrLimit}, "'..'"},
+	{"GsubBomb", `local s = string.rep("x", 1e5) return (s:gsub("x", s))`, []error{scripting.ErrLimit}, "gsub"},
+	{"TableConcatBomb", `local t = {} for i = 1, 100 do t[i] = string.rep("x", 1e5) end return table.concat(t)`, []error{scripting.ErrLimit}, "table.concat"},
+	{"FormatBomb", `local s = string.rep("x", 9e5) return string.format("%s%s", s, s)`, []error{scripting.ErrLimit}, "format"},
+	{"FormatWidth", `return string.format("%0999999d", 1)`, []error{plainErr}, "invalid format"},
+	{"PatternBacktracking", `return string.find(string.rep("a", 3e5), string.rep("a*", 20) .. "b")`, []error{scripting.ErrTimeout, scripting.ErrLimit}, ""},
+	{"PatternGsubBacktracking", `local s = string.rep("a", 2e5) return (s:gsub("(.-)(.-)(.-)(.-)b", "x"))`, []error{scripting.ErrTimeout, scripting.ErrLimit}, ""},
+	{"UnpackHuge", `return unpack({}, 1, 1e8)`, []error{scripting.ErrLimit}, "unpack"},
+	{"ByteHuge", `return string.byte(string.rep("x", 1e6), 1, -1)`, []error{scripting.ErrLimit}, "slice"},
+	{"TableGrowth", `local t = {} while true do t[#t + 1] = {i = #t} end`, []error{scripting.ErrMemory, scripting.ErrTimeout}, ""},
+	{"StringTableGrowth", `local t, i = {}, 0 while true do i = i + 1 t[i] = ("y"):rep(1000) .. i end`, []error{scripting.ErrMemory, scripting.ErrTimeout}, ""},
+	{"OsExecute", `os.execute("touch /tmp/pwned") return "x"`, []error{plainErr}, "nil"},
+	{"IoOpen", `return io.open("/etc/passwd"):read("*a")`, []error{plainErr}, "nil"},
+	{"Require", `local os = require("os") return "x"`, []error{plainErr}, ""},
+	{"Load", `return load("return 1")()`, []error{plainErr}, ""},
+	{"Loadstring", `return loadstring("return 1")()`, []error{plainErr}, ""},
+	{"Dofile", `return dofile("/etc/passwd")`, []error{plainErr}, ""},
+	{"Loadfile", `return loadfile("/etc/passwd")`, []error{plainErr}, ""},
+	{"Debug", `return debug.getregistry()`, []error{plainErr}, ""},
+	{"Getfenv", `return getfenv(0).os`, []error{plainErr}, ""},
+	{"Coroutine", `return coroutine.wrap(function() end)`, []error{plainErr}, ""},
+	{"Collectgarbage", `collectgarbage() return "x"`, []error{plainErr}, ""},
+	{"StringDump", `return string.dump(print)`, []error{plainErr}, ""},
+	{"SetmetatableG", `setmetatable(_G, {__index = function() return "pwned" end}) return "x"`, []error{plainErr}, "protected metatable"},
+	{"SetmetatableString", `setmetatable("", {}) return "x"`, []error{plainErr}, "table expected"},
+	{"SetmetatableNumber", `setmetatable(1, {__index = function() return "pwned" end}) return "x"`, []error{plainErr}, "table expected"},
+	{"StringMetatable", `getmetatable("").__index.upper = function() return "pwned" end return "x"`, []error{plainErr}, ""},
+	{"WriteStringLib", `string.upper = function() return "pwned" end return "x"`, []error{plainErr}, "read-only"},
+	{"WriteLM", `lm.template = nil return "x"`, []error{plainErr}, "read-only"},
+	{"Rawset", `rawset(string, "upper", 1) return "x"`, []error{plainErr}, ""},
+	{"ErrorTable", `error({})`, []error{plainErr}, "error object is a table value"},
+	{"ErrorTostringLoop", `error(setmetatable({}, {__tostring = function() while true do end end}))`, []error{plainErr}, "table value"},
+	{"ErrorHugeString", `error(string.rep("e", 1e6))`, []error{plainErr}, "…"},
+	{"ReturnFunction", `return function() end`, []error{scripting.ErrOutput}, "function"},
+	{"ReturnHugeString", `return string.rep("x", 1e6)`, []error{scripting.ErrOutput}, "limit"},
+	{"ReturnTableWithTrapMetatable", `return setmetatable({}, {__index = function() while true do end end})`, []error{scripting.ErrOutput}, "without text"},
+	{"ReturnNil", `return nil`, []error{scripting.ErrOutput}, "nil"},
+	{"ReturnInvalidUTF8", `return "\255\254"`, []error{scripting.ErrOutput}, "UTF-8"},
+}
+
+const hostileTemplate = `
+function personalize(e)
+  if e.variables.mode == "good" then
+    return "hola " .. e.nombre .. " " .. tostring(leak) .. " " .. string.upper("x") .. " " .. type(os)
+  end
+  leak = "leaked"
+  %s
+end
+`
+
+func goodEnvio() scripting.Envio {
+	e := envio("good")
+	e.Variables = map[string]string{"mode": "good"}
+	e.Nombre = "Ana"
+	return e
+}
+
+const goodText = "hola Ana nil X nil"
+
+func checkHostile(t *testing.T, h hostile, err error, took time.Duration) {
+	t.Helper()
+	var re *scripting.RuntimeError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v (%T), want *RuntimeError", err, err)
+	}
+	ok := false
+	for _, w := range h.want {
+		if w == nil && re.Cause == nil || w != nil && errors.Is(err, w) {
+			ok = true
+		}
+	}
+	if !ok {
+		t.Errorf("cause = %v (%s), want one of %v; err: %v", re.Cause, re.Kind(), h.want, err)
+	}
+	if !strings.Contains(re.Msg, h.msg) {
+		t.Errorf("message %q does not mention %q", re.Msg, h.msg)
+	}
+	if len(re.Msg) > 1024 {
+		t.Errorf("message is %d bytes; want it bounded", len(re.Msg))
+	}
+	if took > failFast {
+		t.Errorf("took %v, want well under %v", took, failFast)
+	}
+}
+
+// TestHostile_FailCleanlyAndPoolStaysHealthy runs each hostile script, then
+// a normal call on the same Script: it must succeed and see nothing the
+// hostile call left behind.
+func TestHostile_FailCleanlyAndPoolStaysHealthy(t *testing.T) {
+	for _, h := range hostiles {
+		t.Run(h.name, func(t *testing.T) {
+			s := mustCompile(t, fmt.Sprintf(hostileTemplate, h.body), hostileLimits)
+			start := time.Now()
+			_, err := personalize(t, s, envio("bad"))
+			took := time.Since(start)
+			checkHostile(t, h, err, took)
+			t.Logf("%s: %v in %v", h.name, err, took.Round(time.Microsecond))
+
+			// the pool: the next calls work, with a clean environment
+			for i := 0; i < 3; i++ {
+				res, err := s.Personalize(context.Background(), goodEnvio())
+				if errors.Is(err, scripting.ErrTimeout) {
+					continue // the machine stalled past 50ms; try again
+				}
+				if err != nil || res.Text != goodText {
+					t.Fatalf("next call: %q, %v; want %q", res.Text, err, goodText)
+				}
+				break
+			}
+			m := s.Metrics()
+			if m.Hooks["personalize"].Errors < 1 {
+				t.Errorf("metrics did not count the error: %+v", m)
+			}
+		})
+	}
+}
+
+func TestHostile_TopLevel(t *testing.T) {
+	for _, src := range []string{
+		"while true do end\nfunction personalize(e) return 'x' end",
+		"local s = 'x' while true do s = s .. s end\nfunction personalize(e) return 'x' end",
+		"os.exit(1)\nfunction personalize(e) return 'x' end",
+	} {
+		_, err := scripting.CompileWith("top.lua", src, hostileLimits)
+		var re *scripting.RuntimeError
+		if !errors.As(err, &re) || re.Hook != "main" || re.Line != 1 {
+			t.Errorf("Compile(%.30q): err = %v, want a RuntimeError in main at line 1", src, err)
+		}
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	s := mustCompile(t, `function personalize(e)
+  local t = {}
+  while true do t[#t + 1] = {1, 2, 3, 4, 5, 6, 7, 8} end
+end`, scripting.Limits{Timeout: time.Minute, MaxMemory: 16 << 20})
+	start := time.Now()
+	_, err := personalize(t, s, envio("x"))
+	if !errors.Is(err, scripting.ErrMemory) {
+		t.Fatalf("err = %v, want ErrMemory", err)
+	}
+	t.Logf("%v after %v", err, time.Since(start))
+}
+
+// TestIsolation_NoStateAcrossCalls: globals, upvalues, the string metatable
+// and the shared modules are the same on every call of every script.
+func TestIsolation_NoStateAcrossCalls(t *testing.T) {
+	poison := mustCompile(t, `
+counter = (counter or 0) + 1
+local calls = 0
+function personalize(e)
+  calls = calls + 1
+  hits = (hits or 0) + 1
+  pcall(function() string.upper = function() return "pwned" end end)
+  pcall(function() string.foo = 1 end)
+  pcall(function() lm.template = function() return "pwned" end end)
+  pcall(function() math.floor = nil end)
+  pcall(function() getmetatable("").__index.upper = function() return "pwned" end end)
+  pcall(setmetatable, _G, {__index = function() return "pwned" end})
+  pcall(setmetatable, 1, {__index = function() return "pwned" end})
+  pcall(setmetatable, string, {})
+  pcall(function() _G.string = {upper = function() return "pwned" end} end)
+  return table.concat({counter, calls, hits, string.upper("a")}, "/")
+end`, relaxed)
+	reader := mustCompile(t, `
+function personalize(e)
+  local n = pcall(function() return (1).x end)
+  return table.concat({tostring(counter), tostring(hits), string.upper("a"), ("b"):upper(),
+    tostring(string.foo), type(math.floor), tostring(n), lm.template("{{x}}", {x = "ok"})}, "/")
+end`, relaxed)
+	for i := 0; i < 20; i++ {
+		if got, want := mustText(t, poison, envio(fmt.Sprint(i))), "1/1/1/A"; got != want {
+			// _G.string = ... only replaces string in this call's environment
+			if got != "1/1/1/pwned" {
+				t.Fatalf("call %d: %q, want %q: state leaked across calls", i, got, want)
+			}
+		}
+		if got, want := mustText(t, reader, envio(fmt.Sprint(i))), "nil/nil/A/B/nil/function/false/ok"; got != want {
+			t.Fatalf("other campaign sees %q, want %q", got, want)
+		}
+	}
+}
+
+func TestIsolation_GlobalsAbsent(t *testing.T) {
+	s := mustCompile(t, `
+function personalize(e)
+  local out = {}
+  for _, name in ipairs({"os", "io", "debug", "package", "require", "module", "load", "loadstring",
+      "dofile", "loadfile", "collectgarbage", "getfenv", "setfenv", "rawset", "rawget", "newproxy",
+      "print", "_printregs", "coroutine", "channel", "_GOPHER_LUA_VERSION"}) do
+    if _G[name] ~= nil then out[#out + 1] = name end
+  end
+  if string.dump ~= nil then out[#out + 1] = "string.dump" end
+  if getmetatable("") ~= false then out[#out + 1] = "string metatable visible" end
+  if getmetatable(_G) ~= false then out[#out + 1] = "_G metatable visible" end
+  return "present:" .. table.concat(out, ",")
+end`, relaxed)
+	if got := mustText(t, s, envio("1")); got != "present:" {
+		t.Fatalf("sandbox exposes: %s", got)
+	}
+}
+
+func TestContext_CallerCancellation(t *testing.T) {
+	s := mustCompile(t, "function personalize(e) while true do end end", scripting.Limits{Timeout: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Personalize(ctx, envio("1")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled before the call: err = %v, want context.Canceled", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Personalize(ctx, envio("1"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("caller deadline: err = %v, want context.DeadlineExceeded", err)
+	}
+	if time.Since(start) > failFast {
+		t.Errorf("took %v", time.Since(start))
+	}
+	var re *scripting.RuntimeError
+	if errors.As(err, &re); re.Kind() != "canceled" {
+		t.Errorf("kind = %q, want canceled", re.Kind())
+	}
+}

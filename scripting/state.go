@@ -1,0 +1,248 @@
+package scripting
+
+import (
+	"context"
+	"math/rand/v2"
+	"runtime/metrics"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// tick is how often a running call is checked against its deadline, its
+// caller's context and the memory bound. Calls shorter than one tick are
+// never looked at: their only cost is arming and stopping a timer.
+const tick = time.Millisecond
+
+const heapMetric = "/memory/classes/heap/objects:bytes"
+
+// state is one pooled Lua state. It is its own context.Context: gopher-lua
+// checks Done() between VM instructions and the bounded builtins check it in
+// their loops. Done is closed at most once, when a call breaks a limit or its
+// caller's context ends; the state is then discarded, never reused.
+//
+// A state is used by one goroutine at a time; mu guards the fields the timer
+// callback shares with that goroutine.
+type state struct {
+	L    *lua.LState
+	lim  *Limits
+	done chan struct{}
+
+	mu       sync.Mutex
+	active   bool
+	cause    error
+	parent   context.Context
+	deadline time.Time
+	heapBase uint64
+	timer    *time.Timer
+	sample   []metrics.Sample
+
+	// Per-call inputs of the helper module; touched only by the goroutine
+	// that runs the call.
+	pcg      *rand.PCG
+	rng      *rand.Rand
+	now      time.Time
+	zone     string
+	loc      *time.Location
+	limitMsg string // message of the last limit error raised by a builtin
+}
+
+func newState(lim *Limits, lib *library) *state {
+	L := lua.NewState(lua.Options{
+		SkipOpenLibs:    true,
+		CallStackSize:   lim.CallStack,
+		RegistrySize:    1024,
+		RegistryMaxSize: lim.Registry,
+	})
+	L.SetMetatable(lua.LString(""), lib.stringMeta)
+	st := &state{
+		L:      L,
+		lim:    lim,
+		done:   make(chan struct{}),
+		sample: []metrics.Sample{{Name: heapMetric}},
+		pcg:    rand.NewPCG(1, 2),
+	}
+	st.rng = rand.New(st.pcg)
+	st.timer = time.AfterFunc(time.Hour, st.tick)
+	st.timer.Stop()
+	L.SetContext(st)
+	return st
+}
+
+// close releases the state. It must not be running a call.
+func (st *state) close() {
+	st.timer.Stop()
+	st.L.Close()
+}
+
+// begin arms the limits for one call.
+func (st *state) begin(parent context.Context, timeout time.Duration) {
+	st.mu.Lock()
+	st.active = true
+	st.parent = parent
+	st.deadline = time.Now().Add(timeout)
+	st.heapBase = 0
+	st.timer.Reset(min(tick, timeout))
+	st.mu.Unlock()
+	st.limitMsg = ""
+}
+
+// end disarms the limits and reports why the call was cancelled, if it was.
+func (st *state) end() error {
+	st.mu.Lock()
+	st.active = false
+	st.timer.Stop()
+	st.parent = nil
+	cause := st.cause
+	st.mu.Unlock()
+	return cause
+}
+
+// tick runs on the timer's goroutine while a call lasts longer than a tick.
+func (st *state) tick() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.active || st.cause != nil {
+		return
+	}
+	if err := st.parent.Err(); err != nil {
+		st.cancelLocked(context.Cause(st.parent))
+		return
+	}
+	now := time.Now()
+	if !now.Before(st.deadline) {
+		st.cancelLocked(ErrTimeout)
+		return
+	}
+	metrics.Read(st.sample)
+	if st.sample[0].Value.Kind() == metrics.KindUint64 {
+		heap := st.sample[0].Value.Uint64()
+		switch {
+		case st.heapBase == 0:
+			st.heapBase = heap
+		case heap > st.heapBase && heap-st.heapBase > uint64(st.lim.MaxMemory):
+			st.cancelLocked(ErrMemory)
+			return
+		}
+	}
+	st.timer.Reset(min(tick, st.deadline.Sub(now)))
+}
+
+func (st *state) cancelLocked(cause error) {
+	st.cause = cause
+	close(st.done)
+}
+
+// interrupted returns the cancellation cause once the call has been stopped.
+// Long-running builtins call it in their loops.
+func (st *state) interrupted() error {
+	select {
+	case <-st.done:
+		return st.Err()
+	default:
+		return nil
+	}
+}
+
+// Deadline implements context.Context.
+func (st *state) Deadline() (time.Time, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.deadline, st.active
+}
+
+// Done implements context.Context.
+func (st *state) Done() <-chan struct{} { return st.done }
+
+// Err implements context.Context: the cause once Done is closed.
+func (st *state) Err() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.cause
+}
+
+// Value implements context.Context; a state carries no values.
+func (st *state) Value(any) any { return nil }
+
+// stateOf returns the pooled state running L.
+func stateOf(L *lua.LState) *state { return L.Context().(*state) }
+
+// clock returns the call's time in the call's time zone.
+func (st *state) clock() time.Time {
+	if st.now.IsZero() {
+		st.now = time.Now()
+	}
+	if st.loc == nil {
+		st.loc = loadZone(st.zone)
+	}
+	return st.now.In(st.loc)
+}
+
+// pool keeps idle states of one Script. Get never blocks: when the pool is
+// empty a new state is made.
+type pool struct {
+	lim  *Limits
+	lib  *library
+	idle chan *state
+}
+
+func newPool(lim *Limits, lib *library) *pool {
+	return &pool{lim: lim, lib: lib, idle: make(chan *state, lim.PoolSize)}
+}
+
+func (p *pool) get() (st *state, fresh bool) {
+	select {
+	case st = <-p.idle:
+		return st, false
+	default:
+		return newState(p.lim, p.lib), true
+	}
+}
+
+func (p *pool) put(st *state) {
+	select {
+	case p.idle <- st:
+	default:
+		st.close()
+	}
+}
+
+func (p *pool) close() {
+	for {
+		select {
+		case st := <-p.idle:
+			st.close()
+		default:
+			return
+		}
+	}
+}
+
+var zones sync.Map // name -> *time.Location
+
+// loadZone returns the named IANA zone, UTC for "" or an unknown name
+// (Compile-time validation is the engine's job: see ValidZone).
+func loadZone(name string) *time.Location {
+	if name == "" || name == "UTC" {
+		return time.UTC
+	}
+	if l, ok := zones.Load(name); ok {
+		return l.(*time.Location)
+	}
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		return time.UTC // not cached: names come from operators' input
+	}
+	zones.Store(name, l)
+	return l
+}
+
+// ValidZone reports whether name is a time zone the helpers understand.
+func ValidZone(name string) bool {
+	if name == "" {
+		return true
+	}
+	_, err := time.LoadLocation(name)
+	return err == nil
+}
