@@ -26,7 +26,7 @@ const waitTimeout = 20 * time.Second
 
 // checkLeaks fails t if goroutines or sockets outlive the test. Register it first so it runs
 // after every other cleanup.
-func checkLeaks(t *testing.T) {
+func checkLeaks(t testing.TB) {
 	t.Helper()
 	before := openSockets(t)
 	t.Cleanup(func() {
@@ -43,7 +43,7 @@ func checkLeaks(t *testing.T) {
 }
 
 // openSockets lists the socket file descriptors of this process (Linux).
-func openSockets(t *testing.T) []string {
+func openSockets(t testing.TB) []string {
 	t.Helper()
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -60,7 +60,7 @@ func openSockets(t *testing.T) []string {
 }
 
 // startSim starts an in-process simulator closed at the end of the test.
-func startSim(t *testing.T, opts wasim.Options) *wasim.Server {
+func startSim(t testing.TB, opts wasim.Options) *wasim.Server {
 	t.Helper()
 	sim := wasim.New(opts)
 	if err := sim.Start(context.Background()); err != nil {
@@ -80,14 +80,14 @@ type logLine struct{ level, module, msg string }
 // captureLog is a waLog.Logger that keeps WARN and ERROR lines for assertions (and prints
 // everything with WASIM_TRACE=1).
 type captureLog struct {
-	t       *testing.T
+	t       testing.TB
 	module  string
 	mu      *sync.Mutex
 	lines   *[]logLine
 	changed *chan struct{} // closed and replaced on every kept line
 }
 
-func newCaptureLog(t *testing.T) *captureLog {
+func newCaptureLog(t testing.TB) *captureLog {
 	ch := make(chan struct{})
 	return &captureLog{t: t, module: "Client", mu: &sync.Mutex{}, lines: &[]logLine{}, changed: &ch}
 }
@@ -179,7 +179,7 @@ const readErr = "Error reading from websocket"
 // testClient is a real, unmodified whatsmeow client on a sqlstore (pure-Go SQLite) in a temp
 // dir, pointed at a simulator, with its events recorded in order.
 type testClient struct {
-	t         *testing.T
+	t         testing.TB
 	cli       *whatsmeow.Client
 	container *sqlstore.Container
 	log       *captureLog
@@ -192,13 +192,13 @@ type testClient struct {
 
 // newTestClient opens (or reopens) the store at dbPath and creates a client for its first
 // device, configured for sim. It disconnects and closes at the end of the test.
-func newTestClient(t *testing.T, sim *wasim.Server, dbPath string) *testClient {
+func newTestClient(t testing.TB, sim *wasim.Server, dbPath string) *testClient {
 	t.Helper()
 	tc := newTestClientFor(t, dbPath, func(cli *whatsmeow.Client) { sim.Configure(cli) })
 	return tc
 }
 
-func newTestClientFor(t *testing.T, dbPath string, configure func(*whatsmeow.Client)) *testClient {
+func newTestClientFor(t testing.TB, dbPath string, configure func(*whatsmeow.Client)) *testClient {
 	t.Helper()
 	ctx := context.Background()
 	dsn := "file:" + dbPath + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)"
@@ -299,7 +299,7 @@ func (tc *testClient) assertCleanLog(allowed ...string) {
 }
 
 // waitSim waits for a simulator event after seq.
-func waitSim(t *testing.T, sim *wasim.Server, after uint64, kind wasim.EventKind, jid string) wasim.Event {
+func waitSim(t testing.TB, sim *wasim.Server, after uint64, kind wasim.EventKind, jid string) wasim.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -310,7 +310,7 @@ func waitSim(t *testing.T, sim *wasim.Server, after uint64, kind wasim.EventKind
 	return e
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	t.Cleanup(cancel)
 	return ctx

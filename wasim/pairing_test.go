@@ -13,7 +13,7 @@ import (
 
 // pairByQR connects a fresh client, scans its first QR code as the phone of phone and waits
 // until the client is paired and logged in. It returns the device JID.
-func pairByQR(t *testing.T, sim *wasim.Server, tc *testClient, phone string) types.JID {
+func pairByQR(t testing.TB, sim *wasim.Server, tc *testClient, phone string) types.JID {
 	t.Helper()
 	ctx := testCtx(t)
 	qrs, err := tc.cli.GetQRChannel(ctx)
