@@ -463,7 +463,7 @@ func gsubAdd(L *lua.LState, m *matcher, b *builder, repl lua.LValue, s, e int) {
 			}
 			i++
 			if i >= len(news) {
-				break
+				L.RaiseError("invalid use of '%%' in replacement string")
 			}
 			switch d := news[i]; {
 			case !isdigit(d):
