@@ -28,11 +28,13 @@ func BenchmarkParseCSV(b *testing.B) {
 			g := newGenerator(b.N)
 			g.e164 = bc.e164
 			b.ResetTimer()
+			cpu := cpuTime()
 			sum, err := ParseCSV(context.Background(), g, Options{DefaultRegion: "AR", Workers: bc.workers}, func(Row) error { return nil })
 			if err != nil || sum.Accepted != b.N {
 				b.Fatalf("summary %+v, err %v", sum, err)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/row")
 			b.SetBytes(g.n / int64(b.N))
 		})
 	}
@@ -47,7 +49,7 @@ func BenchmarkParseCSV1M(b *testing.B) {
 	b.ReportAllocs()
 	var peak uint64
 	var ms runtime.MemStats
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	for b.Loop() {
 		g := newGenerator(rows)
 		sum, err := ParseCSV(context.Background(), g, Options{
@@ -63,5 +65,6 @@ func BenchmarkParseCSV1M(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(rows*b.N)/time.Since(start).Seconds(), "rows/s")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(rows*b.N), "cpu-µs/row")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
 }
