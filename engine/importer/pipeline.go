@@ -12,8 +12,11 @@ import (
 // Phone normalization (libphonenumber) costs far more than reading a CSV
 // record, so the parsers hand it to a few workers. Records are read, and
 // rows are delivered to fn and Reject, on the caller's goroutine, in file
-// order: only phone.Normalize runs elsewhere. The output, and which rows were
-// delivered before any error, are the same whatever the number of workers.
+// order: only phone.Normalize runs elsewhere. Rows, rejections and their
+// order are the same whatever the number of workers, and so is the row at
+// which an error of fn stops the parse. Only how many rows were already
+// delivered when a file-level error is found varies (up to 2×workers batches
+// are in flight), and those rows are to be discarded anyway.
 
 const batchSize = 256
 
