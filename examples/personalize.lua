@@ -6,7 +6,7 @@ the text to send, or {skip = true, reason = "..."} to leave the envío
 "omitido" (not sent).
 
   envio.nombre      name from the CSV ("" when missing)
-  envio.telefono    E.164 phone, "+5215512345678"
+  envio.telefono    E.164 phone, "+525512345678"
   envio.variables   the other CSV columns, by header name
   envio.plantilla   the campaign's template, if it has one
   envio.campana, envio.id, envio.attempt, envio.zona
@@ -17,7 +17,7 @@ What this one does:
   * varies the wording with spintax {a|b}: lm.render picks one option per
     group with a generator seeded by the envío, so a retry of the same envío
     renders exactly the same text;
-  * fills {{placeholders}} from the envío and its variables
+  * fills {{placeholders}} from the first name and the CSV columns
     ({{ciudad|tu ciudad}} means "ciudad, or 'tu ciudad' when empty");
   * skips contacts whose CSV says they asked not to be contacted.
 ]]
@@ -48,5 +48,7 @@ function personalize(envio)
       "{tenemos|hay} {una promoción|un descuento} en {{ciudad|tu ciudad}} {esta semana|estos días}."
   end
 
-  return greeting(lm.hour()) .. ", " .. nombre .. ". " .. lm.render(plantilla, envio)
+  -- {{nombre}} is the first name; every other {{x}} comes from the CSV columns
+  local vars = {nombre = nombre, variables = v}
+  return greeting(lm.hour()) .. ", " .. nombre .. ". " .. lm.render(plantilla, vars)
 end

@@ -22,7 +22,7 @@ import (
 func benchEnvio(i int) Envio {
 	return Envio{
 		ID:        "envio-" + string(rune('a'+i%26)),
-		Telefono:  "+5215512345678",
+		Telefono:  "+525512345678",
 		Nombre:    "maría josé pérez",
 		Campana:   "campana-1",
 		Variables: map[string]string{"ciudad": "Puebla", "negocio": "Tienda Sol", "no_contactar": "no"},

@@ -30,7 +30,7 @@ var testNow = time.Date(2026, 11, 23, 16, 30, 0, 0, time.UTC) // a Monday; 10:30
 func envio(id string) scripting.Envio {
 	return scripting.Envio{
 		ID:        id,
-		Telefono:  "+5215512345678",
+		Telefono:  "+525512345678",
 		Nombre:    "maría josé pérez",
 		Campana:   "campana-1",
 		Variables: map[string]string{"ciudad": "Puebla"},

@@ -122,7 +122,7 @@ var patternCases = []struct{ s, p, r string }{
 
 // lua51 are results of the real Lua 5.1 for a few of the cases above.
 var lua51 = map[[2]string]string{
-	{"hello world", "o"}:          "true,5,5|true,5,5|true,nil|true,o|true,hell0 w0rld,2|true,hell0 world,1|gmatch,o,nil|gmatch,o,nil|gmatch-done,true",
+	{"hello world", "o"}:         "true,5,5|true,5,5|true,nil|true,o|true,hell0 w0rld,2|true,hell0 world,1|gmatch,o,nil|gmatch,o,nil|gmatch-done,true",
 	{"  trim  ", "^%s*(.-)%s*$"}: "true,1,8,trim|true,3,8,trim|true,7,8,|true,trim|true,trim,1|true,trim,1|gmatch-done,true",
 	{"hello", "()ll()"}:          "true,3,4,3,5|true,3,4,3,5|true,nil|true,3,5|true,he3o,1|true,he3o,1|gmatch,3,5|gmatch-done,true",
 }

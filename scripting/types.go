@@ -19,7 +19,7 @@ var Hooks = []string{HookPersonalize, HookThrottle, HookOnReply}
 // The script sees it as a table with the lower-case field names in brackets.
 type Envio struct {
 	ID        string            // [id] the envío key; part of the random seed
-	Telefono  string            // [telefono] E.164, e.g. "+5215512345678"
+	Telefono  string            // [telefono] E.164, e.g. "+525512345678"
 	Nombre    string            // [nombre]
 	Variables map[string]string // [variables] the CSV columns of this envío
 	Campana   string            // [campana] campaign id; part of the random seed
