@@ -77,7 +77,17 @@ func (d *dec) u8() uint8 {
 	}
 	return 0
 }
-func (d *dec) bool() bool { return d.u8() != 0 }
+func (d *dec) bool() bool {
+	switch v := d.u8(); v {
+	case 0, 1:
+		return v == 1
+	default:
+		if d.err == nil {
+			d.err = fmt.Errorf("bad bool %d: %w", v, ErrCorrupt)
+		}
+		return false
+	}
+}
 func (d *dec) u32() uint32 {
 	if v := d.take(4); v != nil {
 		return binary.BigEndian.Uint32(v)
@@ -97,7 +107,7 @@ func (d *dec) length() int {
 		return 0
 	}
 	n, w := binary.Uvarint(d.b)
-	if w <= 0 || n > uint64(len(d.b)-w) {
+	if w <= 0 || (w > 1 && d.b[w-1] == 0) || n > uint64(len(d.b)-w) { // malformed, non-minimal or too long
 		d.err = fmt.Errorf("bad length: %w", ErrCorrupt)
 		return 0
 	}

@@ -184,7 +184,7 @@ func (s *Store) UploadedPreKeyCount(ctx context.Context) (int, error) {
 			return nil
 		}
 		return b.ForEach(func(_, v []byte) error {
-			if len(v) == 34 && v[1] != 0 {
+			if len(v) == 34 && v[1] == 1 {
 				n++
 			}
 			return nil

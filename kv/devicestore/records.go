@@ -48,7 +48,7 @@ func encodePreKey(r preKeyRecord) []byte {
 }
 
 func decodePreKey(v []byte) (preKeyRecord, error) {
-	if len(v) != 34 || v[0] != formatV1 {
+	if len(v) != 34 || v[0] != formatV1 || v[1] > 1 {
 		return preKeyRecord{}, fmt.Errorf("prekey: %w", ErrInvalidLength)
 	}
 	return preKeyRecord{uploaded: v[1] != 0, priv: [32]byte(v[2:])}, nil
