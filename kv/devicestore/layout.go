@@ -66,9 +66,12 @@ func macKey(indexMAC []byte, version uint64) []byte {
 }
 
 func msgSecretKey(chat, sender types.JID, id types.MessageID) []byte {
-	c, s := chat.String(), sender.String()
-	k := make([]byte, 0, len(c)+len(s)+len(id)+2)
-	return append(append(append(append(append(k, c...), 0), s...), 0), id...)
+	return msgSecretKeyStr(chat.String(), sender.String(), id)
+}
+
+func msgSecretKeyStr(chat, sender, id string) []byte {
+	k := make([]byte, 0, len(chat)+len(sender)+len(id)+2)
+	return append(append(append(append(append(k, chat...), 0), sender...), 0), id...)
 }
 
 func eventTimeKey(insertMS int64, hash []byte) []byte {

@@ -1,7 +1,6 @@
 package devicestore
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -66,7 +65,7 @@ func (s *Store) GetMessageSecret(ctx context.Context, chat, sender types.JID, id
 		senders := withAlt(tx, sender.ToNonAD().String())
 		for _, c := range chats {
 			for _, snd := range senders {
-				k := bytes.Join([][]byte{[]byte(c), []byte(snd), []byte(id)}, []byte{0})
+				k := msgSecretKeyStr(c, snd, id)
 				if v := b.Get(k); v != nil {
 					var err error
 					secret, err = decodeBlob(v)
