@@ -57,13 +57,20 @@ var backends = []backend{
 	{name: "bbolt", bolt: true, open: openBolt},
 }
 
-func openSQL(tb testing.TB, dir string) *opened {
+func sqlDB(tb testing.TB, dir string) *sql.DB {
 	tb.Helper()
-	ctx := context.Background()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "wa.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func openSQL(tb testing.TB, dir string) *opened {
+	tb.Helper()
+	ctx := context.Background()
+	db := sqlDB(tb, dir)
 	c := sqlstore.NewWithDB(db, "sqlite", nil)
 	if err := c.Upgrade(ctx); err != nil {
 		tb.Fatalf("sqlstore upgrade: %v", err)

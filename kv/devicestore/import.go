@@ -81,8 +81,7 @@ func rows(ctx context.Context, rtx *sql.Tx, query string, args []any, scan func(
 }
 
 func importDeviceRows(ctx context.Context, rtx *sql.Tx, tx *bbolt.Tx, jid string, st *ImportStats) error {
-	dev := tx.Bucket(deviceBucketName(types.JID{}))
-	dev = tx.Bucket(append(append([]byte(nil), devicePrefix...), jid...))
+	dev := tx.Bucket(append(append([]byte(nil), devicePrefix...), jid...))
 	b := func(name []byte) *bbolt.Bucket { return dev.Bucket(name) }
 	arg := []any{jid}
 	steps := []struct {
