@@ -18,10 +18,10 @@ var ErrDeviceExists = errors.New("devicestore: device already stored")
 
 // ImportStats counts what ImportSQLStore copied.
 type ImportStats struct {
-	Devices, Identities, Sessions, PreKeys, SenderKeys, SyncKeys  int
-	AppStateVersions, MutationMACs, Contacts, ChatSettings        int
-	MessageSecrets, PrivacyTokens, BufferedEvents, LIDMappings    int
-	OrphanPrivacyTokens /* rows of deleted devices, not copied */ int
+	Devices, Identities, Sessions, PreKeys, SenderKeys, SyncKeys int
+	AppStateVersions, MutationMACs, Contacts, ChatSettings       int
+	MessageSecrets, PrivacyTokens, BufferedEvents, LIDMappings   int
+	OrphanPrivacyTokens/* rows of deleted devices, not copied */ int
 }
 
 // ImportSQLStore copies every device of a whatsmeow SQL store on SQLite (as

@@ -54,7 +54,9 @@ func (c *Container) VerifyImport(ctx context.Context, src *sql.DB) error {
 
 type verifier struct{ diffs []string }
 
-func (v *verifier) fail(format string, args ...any) { v.diffs = append(v.diffs, fmt.Sprintf(format, args...)) }
+func (v *verifier) fail(format string, args ...any) {
+	v.diffs = append(v.diffs, fmt.Sprintf(format, args...))
+}
 
 // same compares two getter answers (values and errors).
 func (v *verifier) same(what string, want, got any, werr, gerr error) {
