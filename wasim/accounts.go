@@ -28,6 +28,31 @@ type Account struct {
 	// NextDevice is the id the next linked device gets; KeyIndex grows with each link.
 	NextDevice uint16 `json:"next_device"`
 	KeyIndex   uint32 `json:"key_index"`
+	// The primary phone's Signal registration (its identity is Key).
+	RegistrationID uint32       `json:"registration_id"`
+	SignedPreKey   *keys.PreKey `json:"signed_prekey"`
+	Name           string       `json:"name,omitempty"`         // push name shown with replies
+	Unregistered   bool         `json:"unregistered,omitempty"` // "not on WhatsApp": usync says out
+
+	phone *phoneDevice // live libsignal state of the primary phone, not persisted
+}
+
+// phoneLocked returns the primary phone's libsignal device. s.mu must be held.
+func (a *Account) phoneLocked() *phoneDevice {
+	if a.SignedPreKey == nil {
+		a.RegistrationID = newRegistrationID()
+		a.SignedPreKey = a.Key.CreateSignedPreKey(1)
+	}
+	if a.phone == nil {
+		a.phone = newPhoneDevice(a)
+	}
+	return a.phone
+}
+
+func newRegistrationID() uint32 {
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	return uint32(binary.BigEndian.Uint16(b[:]))%16380 + 1
 }
 
 // JID is the account's phone-number user JID (device 0).
@@ -98,6 +123,7 @@ func (r *registry) accountLocked(phone string, create bool) *Account {
 		Devices:    map[uint16]*Device{},
 		NextDevice: 1,
 	}
+	a.phoneLocked()
 	r.NextLID++
 	r.Accounts[phone] = a
 	return a

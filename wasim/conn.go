@@ -47,6 +47,7 @@ type conn struct {
 	jid      types.JID     // login connections: the device's phone-number JID
 
 	loggedIn atomic.Bool // <success> sent
+	silent   atomic.Bool // Faults.SilentLogin: ignore everything the client sends
 
 	// reader side (reader goroutine only)
 	readKey     cipher.AEAD

@@ -25,6 +25,7 @@ var iqHandlers = map[string]iqHandler{
 	"passive": iqEmpty,
 	"encrypt": iqEncrypt,
 	"md":      iqMultiDevice,
+	"usync":   iqUsync,
 }
 
 func (s *Server) handleIQ(c *conn, iq *waBinary.Node) {
@@ -89,7 +90,7 @@ func iqEncrypt(s *Server, c *conn, iq *waBinary.Node) ([]waBinary.Node, *iqError
 		return nil, s.uploadPreKeys(c, iq, &list)
 	}
 	if key, ok := iq.GetOptionalChildByTag("key"); ok {
-		return s.preKeyBundles(&key)
+		return s.preKeyBundles(c, &key)
 	}
 	return nil, &iqError{400, "bad-request"}
 }
@@ -138,11 +139,12 @@ func (s *Server) uploadPreKeys(c *conn, iq, list *waBinary.Node) *iqError {
 	return nil
 }
 
-// preKeyBundles answers a <key><user jid reason/>...</key> fetch. Devices the simulator does
-// not know get a per-user <error code="404"/>. A device fetching its own bundle (a quirk of
-// this whatsmeow version on every send) gets it without a one-time prekey, so its stock is
-// not drained.
-func (s *Server) preKeyBundles(key *waBinary.Node) ([]waBinary.Node, *iqError) {
+// preKeyBundles answers a <key><user jid reason/>...</key> fetch: simulated primary phones
+// (device 0) mint a one-time prekey per fetch; linked devices hand out their uploaded ones.
+// Unknown devices get a per-user <error code="404"/>. A device fetching its own bundle (a
+// quirk of this whatsmeow version on every send) gets it without a one-time prekey, so its
+// stock is not drained.
+func (s *Server) preKeyBundles(c *conn, key *waBinary.Node) ([]waBinary.Node, *iqError) {
 	var users []waBinary.Node
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -151,40 +153,46 @@ func (s *Server) preKeyBundles(key *waBinary.Node) ([]waBinary.Node, *iqError) {
 		if !ok {
 			continue
 		}
-		_, dev := s.reg.deviceLocked(jid)
-		if dev == nil || dev.RegistrationID == 0 {
+		acc, dev := s.reg.deviceLocked(jid)
+		switch {
+		case acc != nil && jid.Device == 0 && !acc.Unregistered:
+			reg, ident, pre, signed := acc.phoneLocked().bundle(true)
+			users = append(users, bundleNode(jid, reg, ident, pre, signed))
+		case dev != nil && dev.RegistrationID != 0:
+			self := jid.User == c.jid.User && jid.Device == c.jid.Device
+			var pre *PreKey
+			if !self && len(dev.PreKeys) > 0 {
+				pre = &dev.PreKeys[0]
+				dev.PreKeys = dev.PreKeys[1:]
+			}
+			users = append(users, bundleNode(jid, dev.RegistrationID, dev.Identity, pre, dev.SignedPreKey))
+		default:
 			users = append(users, waBinary.Node{Tag: "user", Attrs: waBinary.Attrs{"jid": jid}, Content: []waBinary.Node{
 				{Tag: "error", Attrs: waBinary.Attrs{"code": 404, "text": "item-not-found"}},
 			}})
-			continue
 		}
-		self := s.live[jid] != nil && u.AttrGetter().OptionalString("reason") == "identity"
-		users = append(users, deviceBundle(jid, dev, !self))
 	}
 	return []waBinary.Node{{Tag: "list", Content: users}}, nil
 }
 
-// deviceBundle renders a prekey bundle; with oneTime it hands out (and removes) the oldest
-// uploaded one-time prekey.
-func deviceBundle(jid types.JID, dev *Device, oneTime bool) waBinary.Node {
+// bundleNode renders one user's prekey bundle (pre may be nil).
+func bundleNode(jid types.JID, regID uint32, ident [32]byte, pre *PreKey, signed SignedPreKey) waBinary.Node {
 	reg := make([]byte, 4)
-	binary.BigEndian.PutUint32(reg, dev.RegistrationID)
+	binary.BigEndian.PutUint32(reg, regID)
 	content := []waBinary.Node{
 		{Tag: "registration", Content: reg},
 		{Tag: "type", Content: []byte{5}},
-		{Tag: "identity", Content: dev.Identity[:]},
+		{Tag: "identity", Content: ident[:]},
 	}
-	if oneTime && len(dev.PreKeys) > 0 {
-		k := dev.PreKeys[0]
-		dev.PreKeys = dev.PreKeys[1:]
+	if pre != nil {
 		content = append(content, waBinary.Node{Tag: "key", Content: []waBinary.Node{
-			{Tag: "id", Content: uint32ToBE3(k.ID)}, {Tag: "value", Content: k.Pub[:]},
+			{Tag: "id", Content: uint32ToBE3(pre.ID)}, {Tag: "value", Content: pre.Pub[:]},
 		}})
 	}
 	content = append(content, waBinary.Node{Tag: "skey", Content: []waBinary.Node{
-		{Tag: "id", Content: uint32ToBE3(dev.SignedPreKey.ID)},
-		{Tag: "value", Content: dev.SignedPreKey.Pub[:]},
-		{Tag: "signature", Content: dev.SignedPreKey.Signature[:]},
+		{Tag: "id", Content: uint32ToBE3(signed.ID)},
+		{Tag: "value", Content: signed.Pub[:]},
+		{Tag: "signature", Content: signed.Signature[:]},
 	}})
 	return waBinary.Node{Tag: "user", Attrs: waBinary.Attrs{"jid": jid}, Content: content}
 }

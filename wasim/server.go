@@ -36,6 +36,9 @@ type Options struct {
 	OnEvent func(Event)
 	// Platform is the primary phone's platform sent in pair-success; default "android".
 	Platform string
+	// StrictNumbers makes only known accounts (paired, or added with AddUser) be "on
+	// WhatsApp". By default every number is: an account is made on first lookup.
+	StrictNumbers bool
 }
 
 // DefaultRootKey is the private key of the root certificate every simulator uses unless told
@@ -79,6 +82,14 @@ type Server struct {
 	pendingCode map[string]*codePairing
 	refuseUntil time.Time
 	snapshotErr error // last snapshot write failure
+
+	// part 2: messages
+	ledger    ledger
+	faults    map[string]Faults // by sending phone; "" = global
+	chaos     *Chaos
+	behaviors map[string]Behavior           // by recipient phone; "" = default
+	received  map[string]int                // "recipient|sender" -> messages read, for Behavior.ReplyTo
+	offline   map[types.JID][]waBinary.Node // stanzas for linked devices that are not connected
 }
 
 // New returns a server configured by opts; it does not listen until Start.
@@ -267,6 +278,9 @@ func (s *Server) refusing() (time.Time, bool) {
 
 // handleNode dispatches one node from the client, on the connection's reader goroutine.
 func (s *Server) handleNode(c *conn, n *waBinary.Node) {
+	if c.silent.Load() {
+		return
+	}
 	switch n.Tag {
 	case "iq":
 		switch n.AttrGetter().OptionalString("type") {
@@ -278,6 +292,10 @@ func (s *Server) handleNode(c *conn, n *waBinary.Node) {
 			s.handleIQ(c, n)
 		}
 	case "ack":
+		c.deliverResponse(n)
+	case "message":
+		s.handleMessage(c, n)
+	case "receipt":
 		c.deliverResponse(n)
 	default:
 		// message, receipt, presence, chatstate... are the second half of the simulator.

@@ -46,11 +46,17 @@ func (s *Server) login(c *conn) {
 	lid := types.JID{User: acc.LID, Server: types.HiddenUserServer, Device: jid.Device}
 	old := s.live[jid]
 	s.live[jid] = c
+	silent := s.faultsLocked(jid.User).SilentLogin
 	s.mu.Unlock()
 	if old != nil {
 		s.goTracked(func() {
 			s.endSession(old, waBinary.Node{Tag: "stream:error", Content: []waBinary.Node{{Tag: "conflict", Attrs: waBinary.Attrs{"type": "replaced"}}}}, "replaced")
 		})
+	}
+	if silent {
+		c.silent.Store(true)
+		s.events.add(Event{Kind: EventLoginRefused, Conn: c.id, JID: jid.String(), Phone: jid.User, Detail: "silent"})
+		return
 	}
 	now := strconv.FormatInt(time.Now().Unix(), 10)
 	c.loggedIn.Store(true)
@@ -61,6 +67,7 @@ func (s *Server) login(c *conn) {
 		return
 	}
 	s.events.add(Event{Kind: EventLoggedIn, Conn: c.id, JID: jid.String(), Phone: jid.User})
+	s.flushOffline(c)
 }
 
 // endSession sends a stream error to c, waits until the client has handled it, then closes

@@ -1,0 +1,113 @@
+package wasim
+
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"go.mau.fi/whatsmeow/types"
+)
+
+// LedgerEntry is the simulator's record of one message id from one sender: what WhatsApp
+// would have received. It is the ground truth crash tests compare the appliance against.
+type LedgerEntry struct {
+	ID   string `json:"id"`   // the client's message id
+	From string `json:"from"` // sender device JID
+	To   string `json:"to"`   // recipient user JID as addressed
+	// Text is the decrypted text (Conversation or ExtendedTextMessage.Text) as the recipient's
+	// primary phone read it. Decrypted is false when the recipient could not read the
+	// message; Error then says why. An acked but undecryptable message is a failure.
+	Text      string `json:"text"`
+	Decrypted bool   `json:"decrypted"`
+	Error     string `json:"error,omitempty"`
+	// Arrivals counts every <message> with this id from this sender (a resend or a retry after
+	// a dropped connection arrives again; the recipient sees it once).
+	Arrivals int `json:"arrivals"`
+	// Acks counts the acks sent without error; AckError is the last error code sent (0: none).
+	Acks     int `json:"acks"`
+	AckError int `json:"ack_error,omitempty"`
+	// Faults lists the fault applied to each arrival, in order ("" for none): "drop",
+	// "no_ack", "slow", "error:479".
+	Faults      []string   `json:"faults,omitempty"`
+	Timestamp   int64      `json:"t,omitempty"` // server timestamp of the first successful ack
+	FirstAt     time.Time  `json:"first_at"`
+	LastAt      time.Time  `json:"last_at"`
+	DeliveredAt *time.Time `json:"delivered_at,omitempty"` // delivery receipt sent to the sender
+	ReadAt      *time.Time `json:"read_at,omitempty"`      // read receipt sent to the sender
+}
+
+type ledgerKey struct{ from, id string } // sender user, message id
+
+// ledger is guarded by Server.mu.
+type ledger struct {
+	entries map[ledgerKey]*LedgerEntry
+	order   []ledgerKey
+}
+
+func (l *ledger) getLocked(from types.JID, id string) *LedgerEntry {
+	if l.entries == nil {
+		return nil
+	}
+	return l.entries[ledgerKey{from.User, id}]
+}
+
+func (l *ledger) addLocked(from types.JID, id string, e *LedgerEntry) {
+	if l.entries == nil {
+		l.entries = map[ledgerKey]*LedgerEntry{}
+	}
+	k := ledgerKey{from.User, id}
+	l.entries[k] = e
+	l.order = append(l.order, k)
+}
+
+// Ledger returns a copy of every entry, in order of first arrival.
+func (s *Server) Ledger() []LedgerEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]LedgerEntry, 0, len(s.ledger.order))
+	for _, k := range s.ledger.order {
+		e := *s.ledger.entries[k]
+		e.Faults = append([]string(nil), e.Faults...)
+		out = append(out, e)
+	}
+	return out
+}
+
+// LedgerEntry returns the entry of message id from the account of sender (any of its
+// devices), and whether there is one.
+func (s *Server) LedgerEntry(sender types.JID, id string) (LedgerEntry, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.ledger.getLocked(sender, id)
+	if e == nil {
+		return LedgerEntry{}, false
+	}
+	c := *e
+	c.Faults = append([]string(nil), e.Faults...)
+	return c, true
+}
+
+// DeliveredTo counts, per recipient user JID, the distinct message ids that reached it
+// decrypted: what each recipient saw. A crash test wants every value to be 1 per message.
+func (s *Server) DeliveredTo() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, e := range s.ledger.entries {
+		if e.Decrypted {
+			out[e.To]++
+		}
+	}
+	return out
+}
+
+// WriteLedger writes the ledger as NDJSON (one LedgerEntry per line, in order).
+func (s *Server) WriteLedger(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	for _, e := range s.Ledger() {
+		if err := enc.Encode(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package wasim_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+
+	"leadmaster/wasim"
+)
+
+func text(s string) *waE2E.Message { return &waE2E.Message{Conversation: proto.String(s)} }
+
+// pairedClient starts a simulator and a client paired as 15550001111.
+func pairedClient(t *testing.T, opts wasim.Options) (*wasim.Server, *testClient, types.JID) {
+	t.Helper()
+	sim := startSim(t, opts)
+	tc := newTestClient(t, sim, filepath.Join(t.TempDir(), "client.db"))
+	jid := pairByQR(t, sim, tc, "15550001111")
+	return sim, tc, jid
+}
+
+func TestSendMessage(t *testing.T) {
+	checkLeaks(t)
+	sim, tc, me := pairedClient(t, wasim.Options{})
+	bob := sim.AddUser("15550002222", "Bob")
+	sim.SetBehavior("15550002222", wasim.Behavior{Deliver: true, Read: true})
+	ctx := testCtx(t)
+
+	const id = "3EB0AAAAAAAAAAAAAAAA01"
+	start := time.Now()
+	resp, err := tc.cli.SendMessage(ctx, bob, text("hola Bob"), whatsmeow.SendRequestExtra{ID: id})
+	if err != nil {
+		t.Fatalf("SendMessage: %v", err)
+	}
+	t.Logf("first send (usync, prekey fetch, pkmsg, ack): %v", time.Since(start))
+	e, ok := sim.LedgerEntry(me, id)
+	if !ok {
+		t.Fatal("message not in the ledger")
+	}
+	if resp.ID != id || resp.Timestamp.Unix() != e.Timestamp {
+		t.Errorf("SendMessage = {ID %s, t %d}, want {%s, %d}", resp.ID, resp.Timestamp.Unix(), id, e.Timestamp)
+	}
+	if !e.Decrypted || e.Text != "hola Bob" || e.To != bob.String() || e.Arrivals != 1 || e.Acks != 1 {
+		t.Errorf("ledger entry = %+v", e)
+	}
+
+	t.Run("Receipts", func(t *testing.T) {
+		for _, want := range []types.ReceiptType{types.ReceiptTypeDelivered, types.ReceiptTypeRead} {
+			r := waitFor[*events.Receipt](tc)
+			if r.Type != want || len(r.MessageIDs) != 1 || r.MessageIDs[0] != id || r.Sender.User != bob.User {
+				t.Errorf("receipt = %+v, want %q for %s from %s", r, want, id, bob)
+			}
+		}
+	})
+
+	t.Run("SecondMessage", func(t *testing.T) {
+		if _, err := tc.cli.SendMessage(ctx, bob, text("segundo"), whatsmeow.SendRequestExtra{ID: "3EB0AAAAAAAAAAAAAAAA02"}); err != nil {
+			t.Fatal(err)
+		}
+		if e, _ := sim.LedgerEntry(me, "3EB0AAAAAAAAAAAAAAAA02"); e.Text != "segundo" {
+			t.Errorf("ledger = %+v", e)
+		}
+		waitFor[*events.Receipt](tc)
+		waitFor[*events.Receipt](tc)
+	})
+
+	t.Run("Reply", func(t *testing.T) {
+		rid, err := sim.SendText(ctx, "15550002222", me.ToNonAD(), "gracias")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := waitFor[*events.Message](tc)
+		if m.Info.ID != rid || m.Info.Sender.User != bob.User || m.Message.GetConversation() != "gracias" || m.Info.PushName != "Bob" {
+			t.Errorf("got message %s from %s: %q (%s)", m.Info.ID, m.Info.Sender, m.Message.GetConversation(), m.Info.PushName)
+		}
+	})
+
+	t.Run("FirstContact", func(t *testing.T) {
+		sim.AddUser("15550003333", "Carol")
+		if _, err := sim.SendText(ctx, "15550003333", me.ToNonAD(), "hola de Carol"); err != nil {
+			t.Fatal(err)
+		}
+		m := waitFor[*events.Message](tc)
+		if m.Info.Sender.User != "15550003333" || m.Message.GetConversation() != "hola de Carol" {
+			t.Errorf("got %q from %s", m.Message.GetConversation(), m.Info.Sender)
+		}
+		// and the answer to a first contact goes over the session Carol started
+		if _, err := tc.cli.SendMessage(ctx, types.NewJID("15550003333", types.DefaultUserServer), text("hola Carol")); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("IsOnWhatsApp", func(t *testing.T) {
+		sim.SetRegistered("15559999999", false)
+		res, err := tc.cli.IsOnWhatsApp(ctx, []string{"+15550002222", "+15559999999"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, r := range res {
+			got[r.Query] = r.IsIn
+		}
+		if len(res) != 2 || !got["+15550002222"] || got["+15559999999"] {
+			t.Errorf("IsOnWhatsApp = %+v", res)
+		}
+	})
+
+	t.Run("ResendSameID", func(t *testing.T) {
+		resp2, err := tc.cli.SendMessage(ctx, bob, text("hola Bob"), whatsmeow.SendRequestExtra{ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := sim.LedgerEntry(me, id)
+		if e.Arrivals != 2 || e.Acks != 2 || resp2.Timestamp.Unix() != e.Timestamp {
+			t.Errorf("after a resend: ledger %+v, resend t %d", e, resp2.Timestamp.Unix())
+		}
+		if got := sim.DeliveredTo()[bob.String()]; got != 2 { // "hola Bob" once + "segundo"
+			t.Errorf("bob saw %d distinct messages, want 2", got)
+		}
+	})
+	tc.close()
+	tc.assertCleanLog()
+}
+
+func waitCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
