@@ -1,0 +1,75 @@
+package kv
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"leadmaster/engine"
+	"leadmaster/engine/importer"
+)
+
+// Upload formats.
+const (
+	UploadCSV  = "csv"
+	UploadJSON = "json"
+)
+
+// FileReport is the report of ImportFile: what the parser rejected (with
+// line numbers) and what the store skipped or accepted.
+type FileReport struct {
+	ImportReport
+	Rows          int                 `json:"filas"`
+	RejectedCount int                 `json:"rechazados"`
+	Rejected      []importer.Rejected `json:"rechazos,omitempty"` // the first MaxSkippedReported
+}
+
+// ImportFile parses an upload (CSV or JSON) and imports its rows into a
+// campaign, normalizing phones with the cliente's default region. Rejected
+// rows never abort the import; a file-level error (encoding, garbage, a
+// line too long, I/O, cancellation) aborts it and nothing of it becomes
+// visible. progress, if set, receives bytes read and rows seen.
+func (db *DB) ImportFile(ctx context.Context, campaign, format string, r io.Reader, progress func(bytes int64, rows int)) (FileReport, error) {
+	var rep FileReport
+	parse := importer.ParseCSV
+	switch format {
+	case UploadCSV:
+	case UploadJSON:
+		parse = importer.ParseJSON
+	default:
+		return rep, fmt.Errorf("import format %q: want csv or json: %w", format, engine.ErrInvalid)
+	}
+	c, err := db.Campaign(ctx, campaign)
+	if err != nil {
+		return rep, err
+	}
+	cl, err := db.Cliente(ctx, c.Cliente)
+	if err != nil {
+		return rep, err
+	}
+	imp, err := db.BeginImport(ctx, campaign)
+	if err != nil {
+		return rep, err
+	}
+	defer imp.Abort() // no-op after Commit
+	opts := importer.Options{
+		DefaultRegion: cl.DefaultRegion,
+		Progress:      progress,
+		Reject: func(rj importer.Rejected) {
+			rep.RejectedCount++
+			if len(rep.Rejected) < MaxSkippedReported {
+				rep.Rejected = append(rep.Rejected, rj)
+			}
+		},
+	}
+	sum, err := parse(ctx, r, opts, func(row importer.Row) error {
+		return imp.Add(ctx, NewEnvio{Line: row.Line, Telefono: row.Telefono, Nombre: row.Nombre, Variables: row.Variables})
+	})
+	rep.Rows = sum.Rows
+	if err != nil {
+		rep.ImportReport = imp.Report()
+		return rep, fmt.Errorf("import %s: %w", campaign, err)
+	}
+	rep.ImportReport, err = imp.Commit(ctx)
+	return rep, err
+}

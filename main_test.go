@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the real leadmaster, built once for the tests that need a
+// second process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "leadmaster-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "leadmaster")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := Main(context.Background(), args, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCLI_ImportVerifyExport(t *testing.T) {
+	data := t.TempDir()
+	code, out, errOut := run(t, "import", "--data", data, "--create", "--cliente", "demo", "--campaign", "k", "examples/contactos.csv")
+	if code != 0 || !strings.Contains(out, "18 aceptadas") || !strings.Contains(out, "línea 21: rechazada") {
+		t.Fatalf("import: %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, _ := run(t, "journal", "verify", "--data", data); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("verify: %d %s", code, out)
+	}
+	code, out, _ = run(t, "journal", "export", "--format", "csv", "--data", data)
+	if code != 0 || strings.Count(out, "\n") != 4 || !strings.HasPrefix(out, "seq,time,kind") {
+		t.Fatalf("export: %d\n%s", code, out)
+	}
+	// Flags from the environment; flags given win.
+	t.Setenv("LEADMASTER_DATA", data)
+	t.Setenv("LEADMASTER_FORMAT", "ndjson")
+	if code, out, _ := run(t, "journal", "export"); code != 0 || strings.Count(out, "\n") != 3 || !strings.HasPrefix(out, `{"seq":1`) {
+		t.Fatalf("export from env: %d\n%s", code, out)
+	}
+}
+
+func TestCLI_BadUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"nope"},
+		{"import", "--data", t.TempDir(), "file.csv"},           // no cliente/campaign
+		{"journal", "rewrite", "--data", t.TempDir()},           // unknown subcommand
+		{"serve", "--log-format", "xml", "--data", t.TempDir()}, // bad flag value
+		{"import", "--cliente", "NO SPACES", "--campaign", "k", "--create", "--data", t.TempDir(), "examples/contactos.csv"},
+	} {
+		if code, _, errOut := run(t, args...); code != 2 || errOut == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message", args, code, errOut)
+		}
+	}
+	if code, _, errOut := run(t, "import", "--cliente", "x", "--campaign", "k", "--data", t.TempDir(), "examples/contactos.csv"); code != 1 || !strings.Contains(errOut, "--create") {
+		t.Errorf("missing cliente: exit %d %q", code, errOut)
+	}
+}
+
+func TestCLI_VerifyNamesTamperedRecord(t *testing.T) {
+	data := t.TempDir()
+	if code, out, errOut := run(t, "import", "--data", data, "--create", "--cliente", "demo", "--campaign", "k", "examples/contactos.csv"); code != 0 {
+		t.Fatal(out, errOut)
+	}
+	path := filepath.Join(data, "leadmaster.db")
+	raw, _ := os.ReadFile(path)
+	i := bytes.Index(raw, []byte(`{"seq":2,"time":"`))
+	if i < 0 {
+		t.Fatal("record 2 not found")
+	}
+	raw[i+20] ^= 1
+	os.WriteFile(path, raw, 0o600)
+	code, out, _ := run(t, "journal", "verify", "--data", data)
+	if code != 1 || !strings.Contains(out, "FAILED at record 2") {
+		t.Fatalf("verify: %d %s", code, out)
+	}
+}
+
+// A second process on the same data dir gets a clear error within a
+// second, while the first is serving.
+func TestCLI_SecondProcessFailsFast(t *testing.T) {
+	data := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	serve := exec.CommandContext(ctx, binary, "serve", "--data", data, "--log-format", "json")
+	stderr, _ := serve.StderrPipe()
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "leadmaster serving") {
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, binary, "import", "--data", data, "--create", "--cliente", "c", "--campaign", "k", "examples/contactos.csv").CombinedOutput()
+	took := time.Since(start)
+	if err == nil || !strings.Contains(string(out), "in use by another process") {
+		t.Fatalf("second process: err %v, output %q", err, out)
+	}
+	if took > 2*time.Second {
+		t.Fatalf("second process took %v to fail", took)
+	}
+	serve.Process.Signal(syscall.SIGTERM)
+	if err := serve.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v", err)
+	}
+}
