@@ -64,7 +64,7 @@ func FuzzPersonalize(f *testing.F) {
 		}
 		e := scripting.Envio{
 			ID: id, Telefono: tel, Nombre: nombre, Campana: campana, Attempt: attempt,
-			Variables: map[string]string{"ciudad": ciudad, "shape": string(rune('0' + shape%20/10)) + string(rune('0' + shape%10)), "payload": payload},
+			Variables: map[string]string{"ciudad": ciudad, "shape": string(rune('0'+shape%20/10)) + string(rune('0'+shape%10)), "payload": payload},
 			Now:       time.Unix(int64(attempt)*3600, 0), TimeZone: "Europe/Madrid",
 		}
 		r1, err1 := fuzzScr.Personalize(context.Background(), e)
