@@ -25,6 +25,8 @@ type Cliente struct {
 	Name          string    `json:"nombre"`
 	DefaultRegion string    `json:"region"` // ISO country for phones written without +, e.g. "AR"
 	CreatedAt     time.Time `json:"creado"`
+	// DeviceJID is the WhatsApp device of the cliente's session, once paired.
+	DeviceJID string `json:"jid,omitempty"`
 }
 
 // CampaignStatus is the status of a campaña.

@@ -183,3 +183,21 @@ func (db *DB) Suppressed(ctx context.Context, cliente, phone string) (bool, erro
 	})
 	return ok, err
 }
+
+// SetDevice records (or, with jid "", forgets) the WhatsApp device of a
+// cliente's session.
+func (db *DB) SetDevice(ctx context.Context, cliente, jid string) error {
+	return db.write(ctx, func(w *wtx) error {
+		b := w.tx.Bucket(bucketClientes)
+		v := b.Get([]byte(cliente))
+		if v == nil {
+			return fmt.Errorf("cliente %q: %w", cliente, engine.ErrNotFound)
+		}
+		var c engine.Cliente
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("cliente %q: %w", cliente, err)
+		}
+		c.DeviceJID = jid
+		return abort(putJSON(b, []byte(cliente), c))
+	})
+}
