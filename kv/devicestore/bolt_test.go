@@ -180,11 +180,10 @@ func TestDeleteHook_RunsInTheDeletionTransaction(t *testing.T) {
 	eq(t, "app data deleted with the device", appValue(t, db, dev1.String()), []byte(nil))
 }
 
-// Group commit: concurrent single writes are coalesced by bbolt's Batch; a
-// failing one (a device deleted meanwhile) is re-run alone and fails alone,
+// Group commit: concurrent single writes are coalesced; a failing one (a device deleted meanwhile) is re-run alone and fails alone,
 // the others commit, and results computed inside a batched function
 // (PutPushName's changed/previous) stay right when it is re-run.
-func TestBatch_FailingWriterDoesNotFailOthers(t *testing.T) {
+func TestGroupCommit_FailingWriterDoesNotFailOthers(t *testing.T) {
 	c, _, _ := newBolt(t)
 	live := addDevice(t, c, dev1)
 	gone := addDevice(t, c, dev2)

@@ -32,7 +32,7 @@ func (s *Store) putContactField(ctx context.Context, user types.JID, field func(
 	var changed bool
 	var prev string
 	err = s.c.write(ctx, func(tx *bbolt.Tx) error {
-		changed, prev = false, "" // Batch may run this more than once
+		changed, prev = false, "" // the group committer may run this more than once
 		return s.updateContact(tx, user, func(ci *types.ContactInfo) bool {
 			if *field(ci) == value {
 				return false

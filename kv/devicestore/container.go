@@ -21,6 +21,7 @@ import (
 type Container struct {
 	db  *bbolt.DB
 	log waLog.Logger
+	gc  *committer
 
 	// LIDMap is the global LID<->phone-number store given to every device.
 	LIDMap *LIDMap
@@ -34,6 +35,7 @@ type Container struct {
 	OnDeleteDevice func(tx *bbolt.Tx, jid types.JID) error
 
 	// NoBatch turns group commit off: every write is its own Update.
+	// (Benchmarks and tests use it; there is no reason to in production.)
 	// Set it before the container is used.
 	NoBatch bool
 
@@ -44,6 +46,10 @@ type Container struct {
 
 var _ store.DeviceContainer = (*Container)(nil)
 
+// maxBatch bounds how many writes one group commit carries (bbolt's default
+// MaxBatchSize).
+const maxBatch = 1000
+
 // New wraps db, an open bbolt file that may also hold the application's
 // buckets, and creates this package's root buckets if they are missing.
 // log may be nil.
@@ -51,7 +57,7 @@ func New(db *bbolt.DB, log waLog.Logger) (*Container, error) {
 	if log == nil {
 		log = waLog.Noop
 	}
-	c := &Container{db: db, log: log, Now: time.Now}
+	c := &Container{db: db, log: log, Now: time.Now, gc: &committer{db: db, maxBatch: maxBatch}}
 	c.LIDMap = &LIDMap{c: c}
 	err := db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range [][]byte{bucketMeta, bucketLID2PN, bucketPN2LID} {

@@ -33,14 +33,14 @@
 //     TxFromContext must only be used by the goroutine running fn.
 //     Using a ctx after its DoTxn returned gives ErrTxDone.
 //   - Group commit: small independent single writes (one session, identity,
-//     sender key, push name, LID mapping…) go through bbolt's DB.Batch, which
-//     coalesces concurrent writers into one fsync'd transaction; a caller
-//     returns only after that commit, so durability is unchanged. Batch may
-//     run a function more than once, so it is only used for idempotent
-//     single writes, never for decryption, prekey generation, PN->LID
-//     migration or import. The batching delay is the DB's MaxBatchDelay
-//     (bbolt's default is 10 ms; 1-2 ms suits this workload), set by the
-//     opener of the file.
+//     sender key, push name, LID mapping…) go through a group committer: a
+//     lone writer commits at once, and writers arriving while a commit is
+//     being fsync'd are coalesced into the next transaction. A caller returns
+//     only after the transaction holding its write committed, so durability
+//     is that of a plain Update (NoSync must stay off). As with bbolt's Batch,
+//     a function may run more than once (a failing one is re-run alone), so
+//     only idempotent single writes take this path: never decryption, prekey
+//     generation, PN->LID migration or import, which use their own Update.
 //   - Writes to a device that does not exist (for example after logout) fail
 //     with ErrDeviceNotFound instead of recreating its bucket, as sqlstore's
 //     foreign keys do.

@@ -102,7 +102,7 @@ func (c *Container) update(ctx context.Context, fn func(*bbolt.Tx) error) error 
 }
 
 // write is update for idempotent single writes: outside a ctx transaction it
-// goes through DB.Batch (group commit). fn may run more than once and must
+// goes through the group committer. fn may run more than once and must
 // compute its results inside itself.
 func (c *Container) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if st := c.txFrom(ctx); st != nil {
@@ -111,7 +111,7 @@ func (c *Container) write(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if c.NoBatch {
 		return c.db.Update(fn)
 	}
-	return c.db.Batch(fn)
+	return c.gc.do(fn)
 }
 
 // sub returns a sub-bucket of the device for reading; nil if the device is absent.
