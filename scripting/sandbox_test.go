@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,7 +130,12 @@ func checkHostile(t *testing.T, h hostile, err error, took time.Duration) {
 func TestHostile_FailCleanlyAndPoolStaysHealthy(t *testing.T) {
 	for _, h := range hostiles {
 		t.Run(h.name, func(t *testing.T) {
-			s := mustCompile(t, fmt.Sprintf(hostileTemplate, h.body), hostileLimits)
+			lim := hostileLimits
+			if !slices.Contains(h.want, scripting.ErrTimeout) {
+				// this one must hit its own limit, not the clock (-race is slow)
+				lim.Timeout = 10 * time.Second
+			}
+			s := mustCompile(t, fmt.Sprintf(hostileTemplate, h.body), lim)
 			start := time.Now()
 			_, err := personalize(t, s, envio("bad"))
 			took := time.Since(start)
@@ -260,5 +266,48 @@ func TestContext_CallerCancellation(t *testing.T) {
 	var re *scripting.RuntimeError
 	if errors.As(err, &re); re.Kind() != "canceled" {
 		t.Errorf("kind = %q, want canceled", re.Kind())
+	}
+}
+
+// TestIsolation_EnvioTableReuse: the envío table is refilled in place for
+// the next call on the same state only when the script left it untouched.
+// Whatever a script does to it, the next call sees a pristine envío.
+func TestIsolation_EnvioTableReuse(t *testing.T) {
+	src := `function personalize(e)
+  local seen = {}
+  for k, v in pairs(e) do seen[#seen + 1] = tostring(k) .. "=" .. (type(v) == "table" and "T" or tostring(v)) end
+  for k, v in pairs(e.variables) do seen[#seen + 1] = "v." .. tostring(k) .. "=" .. tostring(v) end
+  table.sort(seen)
+  local mode = e.variables.mode
+  if mode == "add" then e.extra = 1 end
+  if mode == "arr" then e[1] = 1 e.variables[1] = 2 end
+  if mode == "meta" then setmetatable(e, {__index = function() return "x" end}) end
+  if mode == "varmeta" then setmetatable(e.variables, {__index = function() return "x" end}) end
+  if mode == "del" then e.nombre = nil end
+  if mode == "var" then e.variables.mode = "changed" e.variables.nuevo = "n" end
+  if mode == "swap" then e.variables = {mode = "swap"} end
+  if mode == "delvar" then e.variables.mode = nil end
+  if mode == "float" then e[1.5] = true end
+  return table.concat(seen, ",") .. "|" .. tostring(e.missing) .. tostring(e.variables.missing)
+end`
+	lim := scripting.Limits{Timeout: 30 * time.Second, PoolSize: 1}
+	s := mustCompile(t, src, lim)
+	pristine := func(mode string) string {
+		fresh := mustCompile(t, src, lim)
+		e := envio("x")
+		e.Variables = map[string]string{"mode": mode}
+		return mustText(t, fresh, e)
+	}
+	want := pristine("none")
+	for _, mode := range []string{"add", "arr", "meta", "varmeta", "del", "var", "swap", "delvar", "float", "none"} {
+		e := envio("x")
+		e.Variables = map[string]string{"mode": mode}
+		if got, w := mustText(t, s, e), pristine(mode); got != w {
+			t.Fatalf("mode %s: got %q, want %q", mode, got, w)
+		}
+		e.Variables = map[string]string{"mode": "none"}
+		if got := mustText(t, s, e); got != want {
+			t.Fatalf("after mode %s the next call saw %q, want %q", mode, got, want)
+		}
 	}
 }

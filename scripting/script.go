@@ -210,6 +210,7 @@ type callInput struct {
 	seed1, seed2 uint64
 	now          time.Time
 	zone         string
+	check        func(*state) // after a successful call, before the state goes back to the pool
 }
 
 func seedOf(parts ...string) (uint64, uint64) {
@@ -242,21 +243,9 @@ func (s *Script) Personalize(ctx context.Context, e Envio) (Result, error) {
 	var res Result
 	in := callInput{now: nowOr(e.Now), zone: e.TimeZone}
 	in.seed1, in.seed2 = seedOf("envio", e.Campana, e.ID, e.Telefono)
+	in.check = func(st *state) { st.checkEnvio(e) }
 	err := s.run(ctx, HookPersonalize, in, func(L *lua.LState) lua.LValue {
-		t := L.CreateTable(0, 8)
-		t.RawSetString("id", lua.LString(e.ID))
-		t.RawSetString("telefono", lua.LString(e.Telefono))
-		t.RawSetString("nombre", lua.LString(e.Nombre))
-		vars := L.CreateTable(0, len(e.Variables))
-		for k, v := range e.Variables {
-			vars.RawSetString(k, lua.LString(v))
-		}
-		t.RawSetString("variables", vars)
-		t.RawSetString("campana", lua.LString(e.Campana))
-		t.RawSetString("plantilla", lua.LString(e.Plantilla))
-		t.RawSetString("attempt", lua.LNumber(e.Attempt))
-		t.RawSetString("zona", lua.LString(e.TimeZone))
-		return t
+		return stateOf(L).envioTable(e)
 	}, func(ret lua.LValue) error {
 		var err error
 		res, err = s.readResult(ret)
@@ -377,6 +366,9 @@ func (s *Script) run(ctx context.Context, hook string, in callInput, push func(*
 	case s.fresh:
 		st.close()
 	default:
+		if in.check != nil {
+			in.check(st)
+		}
 		s.pool.put(st)
 	}
 	if noHook {

@@ -46,7 +46,16 @@ type state struct {
 	zone     string
 	loc      *time.Location
 	limitMsg string // message of the last limit error raised by a builtin
+
+	// The envío table and its variables, reused by the next call on this
+	// state when checkEnvio finds them exactly as envioTable built them.
+	envioT, varsT *lua.LTable
+	varsN         int    // keys of varsT
+	varsLast      string // the key inserted last into varsT
 }
+
+const envioFieldCount = 8
+
 
 func newState(lim *Limits, lib *library) *state {
 	L := lua.NewState(lua.Options{
@@ -177,6 +186,94 @@ func (st *state) clock() time.Time {
 		st.loc = loadZone(st.zone)
 	}
 	return st.now.In(st.loc)
+}
+
+// envioTable returns the table personalize receives. Building a table costs
+// gopher-lua three allocations per key, so the previous call's table is
+// refilled in place when it has the same keys. A script cannot keep a
+// reference to it across calls (each call has a fresh environment), and
+// checkEnvio drops it if the script changed it in any way.
+func (st *state) envioTable(e Envio) *lua.LTable {
+	L := st.L
+	vars := st.varsT
+	if vars != nil && len(e.Variables) == st.varsN {
+		for k := range e.Variables {
+			if vars.RawGetString(k) == lua.LNil {
+				vars = nil
+				break
+			}
+		}
+	} else {
+		vars = nil
+	}
+	if vars == nil {
+		vars = L.CreateTable(0, len(e.Variables))
+		st.varsLast = ""
+		for k := range e.Variables {
+			st.varsLast = k // gopher-lua keeps keys in insertion order
+			vars.RawSetString(k, lua.LString(e.Variables[k]))
+		}
+		st.varsN = len(e.Variables)
+	} else {
+		for k, v := range e.Variables {
+			vars.RawSetString(k, lua.LString(v))
+		}
+	}
+	t := st.envioT
+	if t == nil {
+		t = L.CreateTable(0, envioFieldCount)
+	}
+	t.RawSetString("id", lua.LString(e.ID))
+	t.RawSetString("telefono", lua.LString(e.Telefono))
+	t.RawSetString("nombre", lua.LString(e.Nombre))
+	t.RawSetString("variables", vars)
+	t.RawSetString("campana", lua.LString(e.Campana))
+	t.RawSetString("plantilla", lua.LString(e.Plantilla))
+	t.RawSetString("attempt", lua.LNumber(e.Attempt))
+	t.RawSetString("zona", lua.LString(e.TimeZone)) // last: see checkEnvio
+	st.envioT, st.varsT = t, vars
+	return t
+}
+
+// checkEnvio keeps the envío tables for the next call only if they hold
+// exactly what envioTable put in them: no metatable, no array part, the
+// same values under the same keys, and no key after the last one inserted
+// (gopher-lua appends new keys to an ordered list that Next walks).
+func (st *state) checkEnvio(e Envio) {
+	t, vars := st.envioT, st.varsT
+	st.envioT, st.varsT = nil, nil
+	if t == nil || vars == nil || t.Metatable != lua.LNil || vars.Metatable != lua.LNil || t.Len() != 0 || vars.Len() != 0 {
+		return
+	}
+	if t.RawGetString("id") != lua.LString(e.ID) ||
+		t.RawGetString("telefono") != lua.LString(e.Telefono) ||
+		t.RawGetString("nombre") != lua.LString(e.Nombre) ||
+		t.RawGetString("variables") != vars ||
+		t.RawGetString("campana") != lua.LString(e.Campana) ||
+		t.RawGetString("plantilla") != lua.LString(e.Plantilla) ||
+		t.RawGetString("attempt") != lua.LNumber(e.Attempt) ||
+		t.RawGetString("zona") != lua.LString(e.TimeZone) {
+		return
+	}
+	if k, _ := t.Next(lua.LString("zona")); k != lua.LNil {
+		return
+	}
+	if len(e.Variables) != st.varsN {
+		return
+	}
+	for k, v := range e.Variables {
+		if vars.RawGetString(k) != lua.LString(v) {
+			return
+		}
+	}
+	if len(e.Variables) == 0 {
+		if k, _ := vars.Next(lua.LNil); k != lua.LNil {
+			return
+		}
+	} else if k, _ := vars.Next(lua.LString(st.varsLast)); k != lua.LNil {
+		return
+	}
+	st.envioT, st.varsT = t, vars
 }
 
 // pool keeps idle states of one Script. Get never blocks: when the pool is
