@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // benchEnvios are built once: the benchmarks measure rendering, not the

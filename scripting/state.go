@@ -56,7 +56,6 @@ type state struct {
 
 const envioFieldCount = 8
 
-
 func newState(lim *Limits, lib *library) *state {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:    true,
