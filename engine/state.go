@@ -24,9 +24,11 @@ const (
 var States = []State{Pendiente, Enviando, Enviado, Entregado, Leido, Fallido, Omitido, Cancelado}
 
 // next is the one transition table. Receipts may skip entregado (a read
-// receipt can arrive first), so enviado -> leido is legal.
+// receipt can arrive first), so enviado -> leido is legal. pendiente ->
+// fallido is a failure found before any send was attempted (the campaign's
+// script failed on this envío): nothing was written ahead, nothing was sent.
 var next = map[State][]State{
-	Pendiente: {Enviando, Omitido, Cancelado},
+	Pendiente: {Enviando, Omitido, Cancelado, Fallido},
 	Enviando:  {Enviado, Pendiente, Fallido},
 	Enviado:   {Entregado, Leido},
 	Entregado: {Leido},

@@ -134,3 +134,25 @@ type Transition struct {
 	// NextAttempt is when a retry (enviando -> pendiente) becomes due.
 	NextAttempt time.Time
 }
+
+// Due is the answer to "which envío of this campaign goes next".
+type Due struct {
+	Envio Ref
+	Ok    bool      // Envio is due now
+	Next  time.Time // when Ok is false: the earliest retry, or zero if none waits
+}
+
+// Counts is the number of envíos per state of a campaign.
+type Counts map[State]uint64
+
+// Total is the number of envíos counted.
+func (c Counts) Total() uint64 {
+	var n uint64
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+// Open is the number of envíos that are not final yet.
+func (c Counts) Open() uint64 { return c[Pendiente] + c[Enviando] }

@@ -120,18 +120,8 @@ func (db *DB) Envios(ctx context.Context, campaign string, after uint64, limit i
 	return out, err
 }
 
-// Counts is the number of envíos per state of a campaign, kept in the same
-// transaction as every transition.
-type Counts map[engine.State]uint64
-
-// Total is the number of envíos counted.
-func (c Counts) Total() uint64 {
-	var n uint64
-	for _, v := range c {
-		n += v
-	}
-	return n
-}
+// Counts is engine.Counts, kept in the same transaction as every transition.
+type Counts = engine.Counts
 
 func readCounts(tx *bolt.Tx, campaign string) Counts {
 	v := tx.Bucket(bucketCounters).Get([]byte(campaign))

@@ -106,4 +106,3 @@ func TestImport_OneAtATimePerCampaign(t *testing.T) {
 		t.Fatalf("second import: %v, want ErrImportRunning", err)
 	}
 }
-

@@ -47,17 +47,10 @@ func (db *DB) Recover(ctx context.Context) (int, error) {
 	return len(refs), nil
 }
 
-// Due is the answer of NextDue.
-type Due struct {
-	Envio engine.Ref
-	Ok    bool      // Envio is due now
-	Next  time.Time // when Ok is false: the earliest retry, or zero if none waits
-}
-
 // NextDue finds the campaign's next envío to claim: a retry whose time has
 // come first, then the first fresh pendiente in import order.
-func (db *DB) NextDue(ctx context.Context, campaign string, now time.Time) (Due, error) {
-	var d Due
+func (db *DB) NextDue(ctx context.Context, campaign string, now time.Time) (engine.Due, error) {
+	var d engine.Due
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		c, err := getCampaign(tx, campaign)
 		if err != nil {
@@ -67,7 +60,7 @@ func (db *DB) NextDue(ctx context.Context, campaign string, now time.Time) (Due,
 			if k, _ := due.Cursor().First(); k != nil {
 				at := time.Unix(0, int64(binary.BigEndian.Uint64(k)))
 				if !at.After(now) {
-					d = Due{Envio: engine.Ref{Campaign: campaign, Seq: binary.BigEndian.Uint64(k[8:])}, Ok: true}
+					d = engine.Due{Envio: engine.Ref{Campaign: campaign, Seq: binary.BigEndian.Uint64(k[8:])}, Ok: true}
 					return nil
 				}
 				d.Next = at
@@ -92,7 +85,7 @@ func (db *DB) NextDue(ctx context.Context, campaign string, now time.Time) (Due,
 				return fmt.Errorf("envío %s/%d: %w", campaign, seq, err)
 			}
 			if e.State == engine.Pendiente && e.NextAttempt.IsZero() {
-				d = Due{Envio: engine.Ref{Campaign: campaign, Seq: seq}, Ok: true}
+				d = engine.Due{Envio: engine.Ref{Campaign: campaign, Seq: seq}, Ok: true}
 				return nil
 			}
 		}

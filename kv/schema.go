@@ -29,11 +29,14 @@ var (
 	bucketCounters  = []byte("app.counters")  // campaign -> u64 per engine.States
 	bucketJournal   = []byte("app.journal")   // seq -> sha256(payload) | payload JSON
 	bucketImports   = []byte("app.imports")   // campaign -> u64 first staged seq (import in progress)
+	bucketReplies   = []byte("app.replies")   // cliente/ seq -> JSON reply
+	bucketNumbers   = []byte("app.numbers")   // cliente/ phone -> JSON number check
 )
 
 var rootBuckets = [][]byte{
 	bucketMeta, bucketClientes, bucketCampaigns, bucketEnvios, bucketDue, bucketCursors,
 	bucketInflight, bucketMsgIDs, bucketPhones, bucketSuppress, bucketCounters, bucketJournal, bucketImports,
+	bucketReplies, bucketNumbers,
 }
 
 var (

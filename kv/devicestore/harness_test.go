@@ -50,6 +50,8 @@ type opened struct {
 	// bolt is set for the bbolt backend.
 	bolt *devicestore.Container
 	db   *bbolt.DB
+	// sql is the sqlstore backend's database handle.
+	sql *sql.DB
 }
 
 var backends = []backend{
@@ -77,6 +79,7 @@ func openSQL(tb testing.TB, dir string) *opened {
 	}
 	return &opened{
 		c:     c,
+		sql:   db,
 		close: func() { _ = c.Close() },
 		putEventAt: func(tb testing.TB, d *store.Device, hash [32]byte, pt []byte, insert time.Time) {
 			tb.Helper()

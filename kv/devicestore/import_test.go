@@ -59,10 +59,26 @@ func fillRich(t *testing.T, d *store.Device, n int) {
 
 // The migration: a sqlstore file filled through whatsmeow's API is moved
 // into the bbolt file; every getter answers the same afterwards, also after
-// a restart, and the moved device goes on where the SQL one left off.
+// a restart, and the moved device goes on where the SQL one left off. The
+// source is either a closed file in SQLite's default rollback-journal mode or
+// a WAL-mode file still open by its owner, with commits only in the -wal file.
 func TestImport_SQLStoreFileMovesEveryDevice(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wal  bool
+	}{{"ClosedRollbackJournal", false}, {"LiveWAL", true}} {
+		t.Run(tc.name, func(t *testing.T) { testImport(t, tc.wal) })
+	}
+}
+
+func testImport(t *testing.T, wal bool) {
 	sqlDir := t.TempDir()
 	src := openSQL(t, sqlDir)
+	if wal {
+		var mode string
+		mustOK(t, src.sql.QueryRow(`PRAGMA journal_mode=WAL`).Scan(&mode))
+		eq(t, "journal mode", mode, "wal")
+	}
 	for i, j := range []types.JID{dev1, dev2} {
 		d := src.c.NewDevice()
 		d.ID, d.Account = &j, testAccount()
@@ -75,7 +91,9 @@ func TestImport_SQLStoreFileMovesEveryDevice(t *testing.T) {
 	mustOK(t, src.c.PutDevice(ctx, d))
 	mustOK(t, d.PrivacyTokens.PutPrivacyTokens(ctx, store.PrivacyToken{User: jid("1@s.whatsapp.net"), Token: []byte("x"), Timestamp: time.Unix(1, 0)}))
 	mustOK(t, d.Delete(ctx))
-	src.close()
+	if !wal {
+		src.close()
+	}
 
 	boltDir := t.TempDir()
 	db := mustOpenBolt(t, filepath.Join(boltDir, "app.db"))
@@ -93,6 +111,9 @@ func TestImport_SQLStoreFileMovesEveryDevice(t *testing.T) {
 	}
 	checkBolt(t, db)
 	mustOK(t, db.Close())
+	if wal {
+		src.close()
+	}
 
 	// After a restart of both, every getter still answers the same.
 	src = openSQL(t, sqlDir)

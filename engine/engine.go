@@ -1,0 +1,312 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Store is the persistence the engine needs; kv.DB implements it. Apply
+// is atomic per call and journals every transition in the same transaction.
+type Store interface {
+	Apply(ctx context.Context, ts ...Transition) error
+	Record(ctx context.Context, e Entry) error
+	Recover(ctx context.Context) (int, error)
+	Envio(ctx context.Context, r Ref) (Envio, error)
+	EnvioByMsgID(ctx context.Context, msgID string) (Envio, error)
+	EnviosByPhone(ctx context.Context, cliente, phone string) ([]Envio, error)
+	Envios(ctx context.Context, campaign string, after uint64, limit int, state State) ([]Envio, error)
+	NextDue(ctx context.Context, campaign string, now time.Time) (Due, error)
+	Cliente(ctx context.Context, id string) (Cliente, error)
+	Clientes(ctx context.Context) ([]Cliente, error)
+	Campaign(ctx context.Context, id string) (Campaign, error)
+	Campaigns(ctx context.Context, cliente string) ([]Campaign, error)
+	UpdateCampaign(ctx context.Context, id string, fn func(*Campaign) error) (Campaign, error)
+	Counts(ctx context.Context, campaign string) (Counts, error)
+	Suppress(ctx context.Context, cliente, phone, reason string) error
+	Suppressed(ctx context.Context, cliente, phone string) (bool, error)
+	KnownNumbers(ctx context.Context, cliente string, phones []string, since time.Time) (map[string]bool, error)
+	SaveNumbers(ctx context.Context, cliente string, checks map[string]bool) error
+	SentSince(ctx context.Context, cliente string, since time.Time) (map[string][]time.Time, error)
+}
+
+// Config tunes the engine. The zero value gets the defaults below.
+type Config struct {
+	Clock  Clock
+	Rand   *rand.Rand
+	Logger *slog.Logger
+	// SendTimeout bounds one SendMessage (whatsmeow's retry after a dropped
+	// socket has no timeout of its own). Default 30s.
+	SendTimeout time.Duration
+	// BackoffBase and BackoffMax shape retries. Default 30s and 30m.
+	BackoffBase, BackoffMax time.Duration
+	// BreakerThreshold consecutive failures pause the cliente for
+	// BreakerCooldown. Default 5 and 10m.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
+	// NumberCheck turns on the IsOnWhatsApp check before the first send
+	// to a phone; checks are cached for NumberCheckTTL (default 30 days),
+	// batched by NumberCheckBatch (default 50) and at most one call per
+	// NumberCheckEvery (default 10s).
+	NumberCheck      bool
+	NumberCheckTTL   time.Duration
+	NumberCheckBatch int
+	NumberCheckEvery time.Duration
+	// ScriptErrorPause pauses a campaign after this many script failures
+	// in a row (default 10).
+	ScriptErrorPause int
+	// HooksFor returns the hooks of a campaign (its compiled script);
+	// default TemplateHooks.
+	HooksFor func(Campaign) (Hooks, error)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 30 * time.Second
+	}
+	if c.BackoffBase <= 0 {
+		c.BackoffBase = 30 * time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 30 * time.Minute
+	}
+	if c.BreakerThreshold <= 0 {
+		c.BreakerThreshold = 5
+	}
+	if c.BreakerCooldown <= 0 {
+		c.BreakerCooldown = 10 * time.Minute
+	}
+	if c.NumberCheckTTL <= 0 {
+		c.NumberCheckTTL = 30 * 24 * time.Hour
+	}
+	if c.NumberCheckBatch <= 0 {
+		c.NumberCheckBatch = 50
+	}
+	if c.NumberCheckEvery <= 0 {
+		c.NumberCheckEvery = 10 * time.Second
+	}
+	if c.ScriptErrorPause <= 0 {
+		c.ScriptErrorPause = 10
+	}
+	if c.HooksFor == nil {
+		c.HooksFor = func(Campaign) (Hooks, error) { return TemplateHooks{}, nil }
+	}
+	return c
+}
+
+// Engine sends campaigns: one worker per cliente claims due envíos, writes
+// them ahead as enviando, sends through the Gateway and commits enviado
+// only on the server's ack.
+type Engine struct {
+	store  Store
+	gw     Gateway
+	cfg    Config
+	log    *slog.Logger
+	events Broker
+
+	mu       sync.Mutex
+	rng      *rand.Rand // guarded by mu
+	workers  map[string]*worker
+	runCtx   context.Context
+	wg       sync.WaitGroup
+	receipts map[string][]Receipt // msg id -> receipts that arrived before the enviado commit
+}
+
+// New returns an engine; Run starts it.
+func New(store Store, gw Gateway, cfg Config) *Engine {
+	cfg = cfg.withDefaults()
+	return &Engine{store: store, gw: gw, cfg: cfg, log: cfg.Logger, rng: cfg.Rand,
+		workers: map[string]*worker{}, receipts: map[string][]Receipt{}}
+}
+
+// Events is the engine's live event stream (SSE, QR waiters, the demo).
+func (e *Engine) Events() *Broker { return &e.events }
+
+// Store is the engine's store (read access for the admin layer).
+func (e *Engine) Store() Store { return e.store }
+
+// Run recovers envíos left in enviando, starts a worker per cliente and
+// blocks until ctx ends; then it stops claiming, lets in-flight sends end
+// (each is bounded by SendTimeout) and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	n, err := e.store.Recover(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: recover: %w", err)
+	}
+	if n > 0 {
+		e.log.Info("recovered envíos left in enviando", "count", n)
+	}
+	clientes, err := e.store.Clientes(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	e.mu.Lock()
+	e.runCtx = ctx
+	for _, c := range clientes {
+		e.startWorkerLocked(c.ID)
+	}
+	e.mu.Unlock()
+	<-ctx.Done()
+	e.wg.Wait()
+	return nil
+}
+
+// AddCliente starts the worker of a cliente created while running.
+func (e *Engine) AddCliente(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runCtx != nil {
+		e.startWorkerLocked(id)
+	}
+}
+
+// startWorkerLocked starts a cliente's worker. e.mu must be held.
+func (e *Engine) startWorkerLocked(cliente string) {
+	if _, ok := e.workers[cliente]; ok || e.runCtx.Err() != nil {
+		return
+	}
+	w := &worker{e: e, cliente: cliente, wake: make(chan struct{}, 1)}
+	e.workers[cliente] = w
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		w.run(e.runCtx)
+	}()
+}
+
+// poke wakes a cliente's worker (new work, session ready, resume).
+func (e *Engine) poke(cliente string) {
+	e.mu.Lock()
+	w := e.workers[cliente]
+	e.mu.Unlock()
+	if w != nil {
+		w.poke()
+	}
+}
+
+func (e *Engine) randDuration(min, max time.Duration) time.Duration {
+	if max <= min {
+		return min
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return min + time.Duration(e.rng.Int64N(int64(max-min)+1))
+}
+
+func (e *Engine) backoff(attempt int) time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return Backoff(attempt, e.cfg.BackoffBase, e.cfg.BackoffMax, e.rng)
+}
+
+// apply commits transitions and publishes them.
+func (e *Engine) apply(ctx context.Context, ts ...Transition) error {
+	if err := e.store.Apply(ctx, ts...); err != nil {
+		return err
+	}
+	for _, t := range ts {
+		e.events.Publish(Event{Type: "envio", At: e.cfg.Clock.Now(), Campaign: t.Envio.Campaign, Envio: t.Envio.Seq, From: t.From, To: t.To, Reason: t.Reason})
+	}
+	return nil
+}
+
+// SessionChanged journals a session event, publishes it, pauses the
+// cliente's campaigns on logout and wakes the worker when READY.
+// It implements Inbound.
+func (e *Engine) SessionChanged(ev SessionEvent) {
+	ctx := context.Background()
+	name := map[SessionState]string{
+		SessionQRRequired: EventQR, SessionReady: EventConnected, SessionDisconnected: EventDisconnected,
+		SessionLoggedOut: EventLoggedOut, SessionReplaced: "replaced", SessionError: "error",
+	}[ev.State]
+	if name != "" {
+		if err := e.store.Record(ctx, Entry{Kind: KindSession, Cliente: ev.Cliente, Event: name, Reason: ev.Err}); err != nil {
+			e.log.Error("journal session event", "cliente", ev.Cliente, "err", err)
+		}
+	}
+	e.events.Publish(Event{Type: "session", At: e.cfg.Clock.Now(), Cliente: ev.Cliente, Session: &ev})
+	if ev.State == SessionLoggedOut {
+		e.pauseCliente(ctx, ev.Cliente, "logged_out")
+	}
+	e.poke(ev.Cliente)
+}
+
+// pauseCliente pauses every active campaign of a cliente.
+func (e *Engine) pauseCliente(ctx context.Context, cliente, reason string) {
+	cs, err := e.store.Campaigns(ctx, cliente)
+	if err != nil {
+		e.log.Error("pause campaigns", "cliente", cliente, "err", err)
+		return
+	}
+	for _, c := range cs {
+		if c.Status == Activa {
+			if err := e.setStatus(ctx, c.ID, Pausada, reason, Activa); err != nil {
+				e.log.Error("pause campaign", "campaign", c.ID, "err", err)
+			}
+		}
+	}
+}
+
+// Receipt moves enviado -> entregado -> leido. A receipt for an envío whose
+// enviado is not committed yet waits for it. It implements Inbound.
+func (e *Engine) Receipt(r Receipt) {
+	ctx := context.Background()
+	for _, id := range r.MsgIDs {
+		env, err := e.store.EnvioByMsgID(ctx, id)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) {
+				e.log.Error("receipt", "msg_id", id, "err", err)
+			}
+			continue
+		}
+		if env.State == Enviando {
+			e.mu.Lock()
+			e.receipts[id] = append(e.receipts[id], Receipt{Cliente: r.Cliente, MsgIDs: []string{id}, Kind: r.Kind, At: r.At})
+			e.mu.Unlock()
+			continue
+		}
+		e.applyReceipt(ctx, env, r.Kind, r.At)
+	}
+}
+
+func (e *Engine) applyReceipt(ctx context.Context, env Envio, kind ReceiptKind, at time.Time) {
+	to := Entregado
+	if kind == ReceiptRead {
+		to = Leido
+	}
+	if !CanTransition(env.State, to) {
+		return // a late or repeated receipt
+	}
+	err := e.apply(ctx, Transition{Envio: env.Ref, From: env.State, To: to, At: at, Reason: "receipt"})
+	if err != nil && !errors.Is(err, ErrConflict) {
+		e.log.Error("receipt", "envio", env.Ref, "err", err)
+	}
+}
+
+// flushReceipts applies receipts that arrived while env was enviando.
+func (e *Engine) flushReceipts(ctx context.Context, env Envio) {
+	e.mu.Lock()
+	rs := e.receipts[env.MsgID]
+	delete(e.receipts, env.MsgID)
+	e.mu.Unlock()
+	for _, r := range rs {
+		cur, err := e.store.Envio(ctx, env.Ref)
+		if err != nil {
+			return
+		}
+		e.applyReceipt(ctx, cur, r.Kind, r.At)
+	}
+}

@@ -1,0 +1,350 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// worker sends one cliente's campaigns, one envío at a time: a WhatsApp
+// number sends at human rates, and one sender per number keeps the rate
+// limits exact.
+type worker struct {
+	e       *Engine
+	cliente string
+	wake    chan struct{}
+
+	// owned by the worker goroutine
+	log          sendLog
+	nextSend     time.Time // the random delay after the last send
+	errorStreak  int
+	breakerUntil time.Time
+	scriptErrors map[string]int // campaign -> script failures in a row
+	rr           int            // round-robin position over campaigns
+	lastCheck    time.Time      // last number-check call
+}
+
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wait blocks until poked, until t (if not zero), or until ctx ends.
+func (w *worker) wait(ctx context.Context, t time.Time) {
+	var timer <-chan time.Time
+	if !t.IsZero() {
+		d := t.Sub(w.e.cfg.Clock.Now())
+		if d <= 0 {
+			return
+		}
+		timer = w.e.cfg.Clock.After(d)
+	}
+	select {
+	case <-ctx.Done():
+	case <-w.wake:
+	case <-timer:
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	e := w.e
+	w.scriptErrors = map[string]int{}
+	if sent, err := e.store.SentSince(ctx, w.cliente, e.cfg.Clock.Now().Add(-25*time.Hour)); err == nil {
+		for c, ts := range sent {
+			for i := len(ts) - 1; i >= 0; i-- { // journal order was newest first
+				w.log.add(c, ts[i])
+			}
+		}
+	}
+	for ctx.Err() == nil {
+		next, err := w.step(ctx)
+		if err != nil && ctx.Err() == nil {
+			e.log.Error("send loop", "cliente", w.cliente, "err", err)
+			next = e.cfg.Clock.Now().Add(5 * time.Second) // a store error: try again soon, never spin
+		}
+		if next.IsZero() || next.After(e.cfg.Clock.Now()) {
+			w.wait(ctx, next)
+		}
+	}
+}
+
+// step sends at most one envío. It returns when to look again (zero:
+// when poked).
+func (w *worker) step(ctx context.Context) (time.Time, error) {
+	e := w.e
+	now := e.cfg.Clock.Now()
+	if !e.gw.Ready(w.cliente) {
+		return time.Time{}, nil // SessionChanged(READY) pokes us
+	}
+	if now.Before(w.breakerUntil) {
+		return w.breakerUntil, nil
+	}
+	if now.Before(w.nextSend) {
+		return w.nextSend, nil
+	}
+	cs, err := e.store.Campaigns(ctx, w.cliente)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var wake time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (wake.IsZero() || t.Before(wake)) {
+			wake = t
+		}
+	}
+	for i := range cs {
+		c := cs[(w.rr+i)%len(cs)]
+		if c.Status != Activa {
+			continue
+		}
+		if at := w.log.nextAllowed(c, now); at.After(now) {
+			earliest(at)
+			continue
+		}
+		due, err := e.store.NextDue(ctx, c.ID, now)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if !due.Ok {
+			earliest(due.Next)
+			if due.Next.IsZero() {
+				w.finishIfDone(ctx, c)
+			}
+			continue
+		}
+		w.rr = (w.rr + i + 1) % len(cs)
+		sent, err := w.process(ctx, c, due.Envio)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if sent {
+			w.nextSend = e.cfg.Clock.Now().Add(e.randDuration(c.Rate.WithDefaults().MinDelay, c.Rate.WithDefaults().MaxDelay))
+			return w.nextSend, nil
+		}
+		return now, nil // nothing went out (skipped, omitted): look again at once
+	}
+	return wake, nil
+}
+
+// finishIfDone marks an active campaign terminada once every envío is final.
+func (w *worker) finishIfDone(ctx context.Context, c Campaign) {
+	counts, err := w.e.store.Counts(ctx, c.ID)
+	if err != nil || counts.Open() > 0 || counts.Total() == 0 {
+		return
+	}
+	if err := w.e.setStatus(ctx, c.ID, Terminada, "done", Activa); err != nil && !errors.Is(err, ErrConflict) {
+		w.e.log.Error("finish campaign", "campaign", c.ID, "err", err)
+	}
+}
+
+// process takes one due envío to a decision. sent reports whether a
+// message went to WhatsApp (the rate delay applies).
+func (w *worker) process(ctx context.Context, c Campaign, ref Ref) (sent bool, err error) {
+	e := w.e
+	env, err := e.store.Envio(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	if env.State != Pendiente {
+		return false, nil
+	}
+	omit := func(reason string) (bool, error) {
+		return false, ignoreConflict(e.apply(ctx, Transition{Envio: ref, From: Pendiente, To: Omitido, Reason: reason}))
+	}
+	if sup, err := e.store.Suppressed(ctx, w.cliente, env.Telefono); err != nil {
+		return false, err
+	} else if sup {
+		return omit(ReasonOptOut)
+	}
+	if e.cfg.NumberCheck && env.Attempts == 0 {
+		ok, known, err := w.checkNumber(ctx, c, env)
+		if err != nil {
+			return false, err
+		}
+		if !known {
+			return false, nil // the check is rate-limited: try again later
+		}
+		if !ok {
+			return omit(ReasonNotOnWhatsApp)
+		}
+	}
+	hooks, err := e.cfg.HooksFor(c)
+	if err != nil {
+		return false, w.scriptFailed(ctx, c, env, err)
+	}
+	text := env.Mensaje // a retry sends the text fixed at its first write-ahead
+	if text == "" {
+		r, err := hooks.Personalize(ctx, c, env)
+		if err != nil {
+			return false, w.scriptFailed(ctx, c, env, err)
+		}
+		if r.Skip {
+			return omit(ReasonSkip + ":" + r.Reason)
+		}
+		text = r.Text
+	}
+	delete(w.scriptErrors, c.ID)
+	if d, err := hooks.Throttle(ctx, c, w.stats(c)); err != nil {
+		e.log.Warn("throttle hook failed; using the campaign's rate", "campaign", c.ID, "err", err)
+	} else if until := w.throttleUntil(d); !until.IsZero() {
+		w.nextSend = until
+		return false, nil
+	}
+	// Write-ahead: enviando with the message id and the text, fsynced
+	// before anything leaves.
+	if !e.gw.Ready(w.cliente) {
+		return false, nil
+	}
+	if err := e.apply(ctx, Transition{Envio: ref, From: Pendiente, To: Enviando, Text: text}); err != nil {
+		return false, ignoreConflict(err)
+	}
+	env, err = e.store.Envio(ctx, ref)
+	if err != nil {
+		return false, err
+	}
+	return true, w.send(ctx, c, env)
+}
+
+// send sends a written-ahead envío and commits its outcome.
+func (w *worker) send(ctx context.Context, c Campaign, env Envio) error {
+	e := w.e
+	back := func(reason string, at time.Time) error {
+		return e.apply(context.WithoutCancel(ctx), Transition{Envio: env.Ref, From: Enviando, To: Pendiente, Reason: reason, NextAttempt: at})
+	}
+	// The live gate, right before the send.
+	if !e.gw.Ready(w.cliente) {
+		return back(ReasonSessionDown, e.cfg.Clock.Now())
+	}
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = e.gw.Typing(tctx, w.cliente, env.Telefono) // best effort
+	cancel()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.SendTimeout)
+	ts, err := e.gw.Send(sctx, w.cliente, Outgoing{To: env.Telefono, MsgID: env.MsgID, Text: env.Mensaje})
+	cancel()
+	done := context.WithoutCancel(ctx) // commit the outcome even while stopping
+	if err == nil {
+		if ts.IsZero() {
+			ts = e.cfg.Clock.Now()
+		}
+		if err := e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Enviado, At: ts}); err != nil {
+			return fmt.Errorf("commit enviado %s: %w", env.Ref, err)
+		}
+		w.log.add(c.ID, ts)
+		w.errorStreak = 0
+		e.flushReceipts(done, env)
+		return nil
+	}
+	outcome, reason := Classify(err)
+	e.log.Warn("send failed", "envio", env.Ref, "msg_id", env.MsgID, "attempt", env.Attempts, "reason", reason, "err", err)
+	switch {
+	case outcome == SessionLost:
+		return back(reason, e.cfg.Clock.Now())
+	case outcome == Permanent:
+		w.failed()
+		return e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Fallido, Reason: reason})
+	case env.Attempts >= c.Rate.WithDefaults().MaxAttempts:
+		w.failed()
+		return e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Fallido, Reason: ReasonMaxAttempts + ":" + reason})
+	}
+	w.failed()
+	return back(reason, e.cfg.Clock.Now().Add(e.backoff(env.Attempts)))
+}
+
+// failed counts a failure for the circuit breaker.
+func (w *worker) failed() {
+	w.errorStreak++
+	if w.errorStreak >= w.e.cfg.BreakerThreshold {
+		w.breakerUntil = w.e.cfg.Clock.Now().Add(w.e.cfg.BreakerCooldown)
+		w.e.log.Warn("circuit breaker: pausing the cliente after consecutive failures", "cliente", w.cliente, "failures", w.errorStreak, "until", w.breakerUntil)
+		w.errorStreak = 0
+	}
+}
+
+// scriptFailed marks the envío fallido (reason script) and pauses the
+// campaign when its script keeps failing.
+func (w *worker) scriptFailed(ctx context.Context, c Campaign, env Envio, cause error) error {
+	e := w.e
+	e.log.Warn("script failed", "envio", env.Ref, "err", cause)
+	if err := e.apply(ctx, Transition{Envio: env.Ref, From: Pendiente, To: Fallido, Reason: ReasonScript}); err != nil {
+		return ignoreConflict(err)
+	}
+	w.scriptErrors[c.ID]++
+	if w.scriptErrors[c.ID] >= e.cfg.ScriptErrorPause {
+		delete(w.scriptErrors, c.ID)
+		return ignoreConflict(e.setStatus(ctx, c.ID, Pausada, ReasonScript, Activa))
+	}
+	return nil
+}
+
+func (w *worker) stats(c Campaign) ThrottleStats {
+	now := w.e.cfg.Clock.Now()
+	lt := now.In(c.Schedule.Location())
+	midnight := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, lt.Location())
+	return ThrottleStats{
+		Cliente: w.cliente, Campaign: c.ID, ErrorStreak: w.errorStreak, LocalTime: lt,
+		SentToday: countSince(w.log.all, midnight), SentLastHour: countSince(w.log.all, now.Add(-time.Hour)),
+	}
+}
+
+// throttleUntil turns a hook's decision into a time to wait for (zero: go).
+func (w *worker) throttleUntil(d ThrottleDecision) time.Time {
+	now := w.e.cfg.Clock.Now()
+	until := time.Time{}
+	if d.PauseUntil.After(now) {
+		until = d.PauseUntil
+	}
+	if d.Delay > 0 && now.Add(d.Delay).After(until) {
+		until = now.Add(d.Delay)
+	}
+	if d.Skip && until.IsZero() {
+		until = now.Add(time.Second)
+	}
+	return until
+}
+
+// checkNumber answers from the cache, or checks a batch of upcoming phones
+// at most once per NumberCheckEvery. known is false when it had to wait.
+func (w *worker) checkNumber(ctx context.Context, c Campaign, env Envio) (ok, known bool, err error) {
+	e := w.e
+	now := e.cfg.Clock.Now()
+	cached, err := e.store.KnownNumbers(ctx, w.cliente, []string{env.Telefono}, now.Add(-e.cfg.NumberCheckTTL))
+	if err != nil {
+		return false, false, err
+	}
+	if v, hit := cached[env.Telefono]; hit {
+		return v, true, nil
+	}
+	if now.Before(w.lastCheck.Add(e.cfg.NumberCheckEvery)) {
+		w.nextSend = w.lastCheck.Add(e.cfg.NumberCheckEvery)
+		return false, false, nil
+	}
+	batch := []string{env.Telefono}
+	upcoming, err := e.store.Envios(ctx, c.ID, env.Ref.Seq, e.cfg.NumberCheckBatch-1, Pendiente)
+	if err != nil {
+		return false, false, err
+	}
+	for _, u := range upcoming {
+		batch = append(batch, u.Telefono)
+	}
+	w.lastCheck = now
+	res, err := e.gw.OnWhatsApp(ctx, w.cliente, batch)
+	if err != nil {
+		e.log.Warn("number check failed; will retry", "cliente", w.cliente, "err", err)
+		return false, false, nil
+	}
+	if err := e.store.SaveNumbers(ctx, w.cliente, res); err != nil {
+		return false, false, err
+	}
+	v, hit := res[env.Telefono]
+	return v, hit, nil
+}
+
+func ignoreConflict(err error) error {
+	if errors.Is(err, ErrConflict) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,159 @@
+package kv
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"leadmaster/engine"
+)
+
+// EnviosByPhone returns the visible envíos of a cliente to an E.164 phone,
+// across its campaigns, oldest campaign first.
+func (db *DB) EnviosByPhone(ctx context.Context, cliente, phone string) ([]engine.Envio, error) {
+	var out []engine.Envio
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := sub(tx, bucketPhones, cliente, false)
+		if err != nil || b == nil {
+			return err
+		}
+		prefix := []byte(phone + "\x00")
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
+			_, campaign, seq, err := parsePhoneKey(k)
+			if err != nil {
+				return err
+			}
+			e, err := getEnvio(tx, engine.Ref{Campaign: campaign, Seq: seq})
+			if err != nil {
+				continue // staged by an import in progress: not visible
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// StoredReply is a reply as stored, with the envío it answers (if known).
+type StoredReply struct {
+	engine.Reply
+	Seq    uint64 `json:"seq"`
+	Envio  string `json:"envio,omitempty"` // campaign/seq
+	OptOut bool   `json:"baja,omitempty"`
+}
+
+// SaveReply stores a reply of a cliente's recipient, with the envío it
+// answers (if known) and whether it opted out.
+func (db *DB) SaveReply(ctx context.Context, reply engine.Reply, envio *engine.Ref, optOut bool) error {
+	r := StoredReply{Reply: reply, OptOut: optOut}
+	if envio != nil {
+		r.Envio = envio.String()
+	}
+	return db.write(ctx, func(w *wtx) error {
+		b, err := sub(w.tx, bucketReplies, r.Cliente, true)
+		if err != nil {
+			return abort(err)
+		}
+		seq, err := b.NextSequence()
+		if err != nil {
+			return abort(err)
+		}
+		r.Seq = seq
+		return abort(putJSON(b, u64(seq), r))
+	})
+}
+
+// Replies returns up to limit replies of a cliente with Seq > after.
+func (db *DB) Replies(ctx context.Context, cliente string, after uint64, limit int) ([]StoredReply, error) {
+	var out []StoredReply
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := sub(tx, bucketReplies, cliente, false)
+		if err != nil || b == nil {
+			return err
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
+			var r StoredReply
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("reply %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+type numberCheck struct {
+	OnWhatsApp bool      `json:"wa"`
+	At         time.Time `json:"at"`
+}
+
+// KnownNumbers returns the cached WhatsApp checks of phones checked after
+// since: phone -> on WhatsApp. Phones not in the map are unknown.
+func (db *DB) KnownNumbers(ctx context.Context, cliente string, phones []string, since time.Time) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b, err := sub(tx, bucketNumbers, cliente, false)
+		if err != nil || b == nil {
+			return err
+		}
+		for _, p := range phones {
+			v := b.Get([]byte(p))
+			if v == nil {
+				continue
+			}
+			var n numberCheck
+			if err := json.Unmarshal(v, &n); err == nil && !n.At.Before(since) {
+				out[p] = n.OnWhatsApp
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SaveNumbers caches WhatsApp checks of phones.
+func (db *DB) SaveNumbers(ctx context.Context, cliente string, checks map[string]bool) error {
+	return db.write(ctx, func(w *wtx) error {
+		b, err := sub(w.tx, bucketNumbers, cliente, true)
+		if err != nil {
+			return abort(err)
+		}
+		for p, ok := range checks {
+			if err := putJSON(b, []byte(p), numberCheck{OnWhatsApp: ok, At: w.now}); err != nil {
+				return abort(err)
+			}
+		}
+		return nil
+	})
+}
+
+// SentSince returns the times of a cliente's -> enviado transitions after
+// since, per campaign, read backwards from the end of the journal (the rate
+// limiter's memory across restarts).
+func (db *DB) SentSince(ctx context.Context, cliente string, since time.Time) (map[string][]time.Time, error) {
+	out := map[string][]time.Time{}
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketJournal).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return err
+			}
+			if e.Time.Before(since) {
+				return nil
+			}
+			if e.Kind == engine.KindTransition && e.To == engine.Enviado && e.Cliente == cliente {
+				out[e.Campaign] = append(out[e.Campaign], e.Time)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
