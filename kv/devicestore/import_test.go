@@ -61,7 +61,7 @@ func fillRich(t *testing.T, d *store.Device, n int) {
 // into the bbolt file; every getter answers the same afterwards, also after
 // a restart, and the moved device goes on where the SQL one left off. The
 // source is either a closed file in SQLite's default rollback-journal mode or
-// a WAL-mode file still open by its owner, with commits only in the -wal file.
+// a WAL-mode file still open by its owner (recent commits in its -wal file).
 func TestImport_SQLStoreFileMovesEveryDevice(t *testing.T) {
 	for _, tc := range []struct {
 		name string
