@@ -84,14 +84,7 @@ func (s *Server) SetChaos(c *Chaos) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c != nil {
-		cc := *c
-		if cc.ErrorCode == 0 {
-			cc.ErrorCode = 479
-		}
-		if cc.SlowAck == 0 {
-			cc.SlowAck = time.Second
-		}
-		c = &cc
+		c = c.withDefaults()
 	}
 	s.chaos = c
 }
@@ -148,10 +141,30 @@ func (s *Server) planLocked(phone, id string, arrival int) ackPlan {
 	if f := s.faultsLocked(phone); f != (Faults{}) {
 		return ackPlan{drop: arrival <= f.DropBeforeAck, noAck: f.NoAck, delay: f.AckDelay, code: f.AckError}
 	}
-	c := s.chaos
-	if c == nil {
+	if s.chaos == nil {
 		return ackPlan{}
 	}
+	return s.chaos.plan(id, arrival)
+}
+
+// Fault names the fault chaos mode applies to the arrival-th arrival (1-based) of message
+// id: "drop", "error:N", "no_ack", "slow" or "" (none). It depends on nothing else, which is
+// what makes a chaos run reproducible.
+func (c Chaos) Fault(id string, arrival int) string {
+	return c.withDefaults().plan(id, arrival).String()
+}
+
+func (c Chaos) withDefaults() *Chaos {
+	if c.ErrorCode == 0 {
+		c.ErrorCode = 479
+	}
+	if c.SlowAck == 0 {
+		c.SlowAck = time.Second
+	}
+	return &c
+}
+
+func (c *Chaos) plan(id string, arrival int) ackPlan {
 	h := sha256.New()
 	_ = binary.Write(h, binary.BigEndian, c.Seed)
 	h.Write([]byte(id))

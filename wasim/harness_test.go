@@ -16,6 +16,7 @@ import (
 
 	"go.mau.fi/whatsmeow"
 	"go.mau.fi/whatsmeow/store/sqlstore"
+	"go.mau.fi/whatsmeow/types/events"
 	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"leadmaster/wasim"
@@ -326,5 +327,88 @@ func (tc *testClient) assertNoDevice() {
 	}
 	if len(devs) != 0 {
 		tc.t.Errorf("client store still holds %d device(s): %v", len(devs), devs[0].ID)
+	}
+}
+
+// The paired fixture: pairing costs a client ~200 ms (seconds under -race), almost all of it
+// generating and storing its first prekeys. Tests that only need logged-in clients copy a
+// simulator snapshot and client stores paired once per test binary.
+var fixture struct {
+	once   sync.Once
+	dir    string
+	phones []string
+	err    error
+}
+
+// fixtureClients is how many accounts the fixture pairs (15550001111, 15550001112, …).
+const fixtureClients = 3
+
+func buildFixture(t testing.TB) {
+	fixture.once.Do(func() {
+		dir, err := os.MkdirTemp("", "wasim-fixture-")
+		if err != nil {
+			fixture.err = err
+			return
+		}
+		fixture.dir = dir
+		sim := wasim.New(wasim.Options{SnapshotPath: filepath.Join(dir, "sim.json")})
+		if fixture.err = sim.Start(context.Background()); fixture.err != nil {
+			return
+		}
+		defer sim.Close()
+		for i := range fixtureClients {
+			phone := fmt.Sprintf("1555000111%d", i+1)
+			tc := newTestClientFor(t, filepath.Join(dir, fmt.Sprintf("client%d.db", i)), func(cli *whatsmeow.Client) { sim.Configure(cli) })
+			seq := sim.LastEvent()
+			jid := pairByQR(t, sim, tc, phone)
+			waitSim(t, sim, seq, wasim.EventPreKeys, jid.String())
+			tc.close()
+			fixture.phones = append(fixture.phones, phone)
+		}
+	})
+	if fixture.err != nil || len(fixture.phones) != fixtureClients {
+		t.Fatalf("building the paired fixture failed: %v", fixture.err)
+	}
+}
+
+// removeFixture is called by TestMain.
+func removeFixture() {
+	if fixture.dir != "" {
+		os.RemoveAll(fixture.dir)
+	}
+}
+
+// fixtureSim starts a simulator from a copy of the fixture's snapshot: it knows the fixture's
+// paired accounts and their devices.
+func fixtureSim(t testing.TB, opts wasim.Options) *wasim.Server {
+	t.Helper()
+	buildFixture(t)
+	opts.SnapshotPath = filepath.Join(t.TempDir(), "sim.json")
+	copyFile(t, filepath.Join(fixture.dir, "sim.json"), opts.SnapshotPath)
+	return startSim(t, opts)
+}
+
+// fixtureClient connects the i-th fixture client (a copy of its store) to sim and waits
+// until it is logged in.
+func fixtureClient(t testing.TB, sim *wasim.Server, i int) *testClient {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), fmt.Sprintf("client%d.db", i))
+	copyFile(t, filepath.Join(fixture.dir, fmt.Sprintf("client%d.db", i)), db)
+	tc := newTestClient(t, sim, db)
+	if err := tc.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor[*events.Connected](tc)
+	return tc
+}
+
+func copyFile(t testing.TB, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,7 +2,6 @@ package wasim_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,13 +17,13 @@ import (
 
 func text(s string) *waE2E.Message { return &waE2E.Message{Conversation: proto.String(s)} }
 
-// pairedClient starts a simulator and a client paired as 15550001111.
+// pairedClient starts a simulator that knows the fixture's accounts and connects the first
+// fixture client (15550001111).
 func pairedClient(t *testing.T, opts wasim.Options) (*wasim.Server, *testClient, types.JID) {
 	t.Helper()
-	sim := startSim(t, opts)
-	tc := newTestClient(t, sim, filepath.Join(t.TempDir(), "client.db"))
-	jid := pairByQR(t, sim, tc, "15550001111")
-	return sim, tc, jid
+	sim := fixtureSim(t, opts)
+	tc := fixtureClient(t, sim, 0)
+	return sim, tc, *tc.cli.Store.ID
 }
 
 func TestSendMessage(t *testing.T) {

@@ -115,9 +115,7 @@ func TestLogout(t *testing.T) {
 // of the control API and checks the client behaviour wasim/README.md documents.
 func TestSessionControl(t *testing.T) {
 	checkLeaks(t)
-	sim := startSim(t, wasim.Options{})
-	tc := newTestClient(t, sim, filepath.Join(t.TempDir(), "client.db"))
-	jid := pairByQR(t, sim, tc, "15550001111")
+	sim, tc, jid := pairedClient(t, wasim.Options{})
 
 	t.Run("515", func(t *testing.T) {
 		seq := sim.LastEvent()

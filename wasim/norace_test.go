@@ -1,0 +1,5 @@
+//go:build !race
+
+package wasim_test
+
+const raceEnabled = false
