@@ -24,31 +24,20 @@ type NewEnvio struct {
 	Variables map[string]string
 }
 
-// Skipped is a row the store did not import.
-type Skipped struct {
-	Line     int    `json:"linea"`
-	Telefono string `json:"telefono"`
-	Reason   string `json:"motivo"` // duplicado | suprimido
-}
-
 // Reasons a row is skipped.
 const (
 	SkipDuplicate  = "duplicado"
 	SkipSuppressed = "suprimido"
 )
 
-// ImportReport says what an import did.
-type ImportReport struct {
-	Accepted   int       `json:"aceptados"`
-	Duplicates int       `json:"duplicados"`
-	Suppressed int       `json:"suprimidos"`
-	Skipped    []Skipped `json:"omitidos,omitempty"` // the first MaxSkippedReported
-	FirstSeq   uint64    `json:"desde,omitempty"`
-	LastSeq    uint64    `json:"hasta,omitempty"`
-}
+// ImportReport and Skipped are engine's.
+type (
+	ImportReport = engine.ImportReport
+	Skipped      = engine.Skipped
+)
 
 // MaxSkippedReported bounds ImportReport.Skipped.
-const MaxSkippedReported = 1000
+const MaxSkippedReported = engine.MaxReported
 
 // importChunk is how many rows are staged per write transaction.
 const importChunk = 4096
@@ -140,12 +129,12 @@ func (imp *Import) flush(ctx context.Context) error {
 		seq := imp.next
 		for _, row := range imp.buf {
 			if suppress != nil && suppress.Get([]byte(row.Telefono)) != nil {
-				res.skipped = append(res.skipped, Skipped{row.Line, row.Telefono, SkipSuppressed})
+				res.skipped = append(res.skipped, Skipped{Line: row.Line, Telefono: row.Telefono, Reason: SkipSuppressed})
 				continue
 			}
 			prefix := phonePrefix(row.Telefono, imp.campaign)
 			if k, _ := phones.Cursor().Seek(prefix); k != nil && string(k[:len(prefix)]) == string(prefix) {
-				res.skipped = append(res.skipped, Skipped{row.Line, row.Telefono, SkipDuplicate})
+				res.skipped = append(res.skipped, Skipped{Line: row.Line, Telefono: row.Telefono, Reason: SkipDuplicate})
 				continue
 			}
 			e := engine.Envio{

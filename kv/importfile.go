@@ -15,22 +15,13 @@ const (
 	UploadJSON = "json"
 )
 
-// FileReport is the report of ImportFile: what the parser rejected (with
-// line numbers) and what the store skipped or accepted.
-type FileReport struct {
-	ImportReport
-	Rows          int                 `json:"filas"`
-	RejectedCount int                 `json:"rechazados"`
-	Rejected      []importer.Rejected `json:"rechazos,omitempty"` // the first MaxSkippedReported
-}
-
 // ImportFile parses an upload (CSV or JSON) and imports its rows into a
 // campaign, normalizing phones with the cliente's default region. Rejected
 // rows never abort the import; a file-level error (encoding, garbage, a
 // line too long, I/O, cancellation) aborts it and nothing of it becomes
 // visible. progress, if set, receives bytes read and rows seen.
-func (db *DB) ImportFile(ctx context.Context, campaign, format string, r io.Reader, progress func(bytes int64, rows int)) (FileReport, error) {
-	var rep FileReport
+func (db *DB) ImportFile(ctx context.Context, campaign, format string, r io.Reader, progress func(bytes int64, rows int)) (engine.ImportReport, error) {
+	var rep engine.ImportReport
 	parse := importer.ParseCSV
 	switch format {
 	case UploadCSV:
@@ -58,18 +49,20 @@ func (db *DB) ImportFile(ctx context.Context, campaign, format string, r io.Read
 		Reject: func(rj importer.Rejected) {
 			rep.RejectedCount++
 			if len(rep.Rejected) < MaxSkippedReported {
-				rep.Rejected = append(rep.Rejected, rj)
+				rep.Rejected = append(rep.Rejected, engine.RejectedRow{Line: rj.Line, Reason: rj.Reason})
 			}
 		},
 	}
 	sum, err := parse(ctx, r, opts, func(row importer.Row) error {
 		return imp.Add(ctx, NewEnvio{Line: row.Line, Telefono: row.Telefono, Nombre: row.Nombre, Variables: row.Variables})
 	})
-	rep.Rows = sum.Rows
-	if err != nil {
-		rep.ImportReport = imp.Report()
-		return rep, fmt.Errorf("import %s: %w", campaign, err)
+	merge := func(r engine.ImportReport) engine.ImportReport {
+		r.Rows, r.RejectedCount, r.Rejected = sum.Rows, rep.RejectedCount, rep.Rejected
+		return r
 	}
-	rep.ImportReport, err = imp.Commit(ctx)
-	return rep, err
+	if err != nil {
+		return merge(imp.Report()), fmt.Errorf("import %s: %w", campaign, err)
+	}
+	committed, err := imp.Commit(ctx)
+	return merge(committed), err
 }
