@@ -28,3 +28,23 @@ type ImportReport struct {
 
 // MaxReported bounds the rows listed in an ImportReport.
 const MaxReported = 1000
+
+// StoredReply is a reply as stored, with the envío it answers (if known).
+type StoredReply struct {
+	Reply
+	Seq    uint64 `json:"seq"`
+	Envio  string `json:"envio,omitempty"` // campaign/seq
+	OptOut bool   `json:"baja,omitempty"`
+}
+
+// VerifyReport is the result of a journal verification. OK is false when
+// the chain is broken or the replay disagrees with the stored data; BadSeq
+// names the first journal record at fault (0 when the fault is in the
+// stored data itself), Problem says what.
+type VerifyReport struct {
+	OK      bool   `json:"ok"`
+	Records uint64 `json:"records"`
+	Envios  uint64 `json:"envios"`
+	BadSeq  uint64 `json:"bad_seq,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}

@@ -18,13 +18,7 @@ import (
 // broken or the replay disagrees with the stored data; BadSeq names the
 // first journal record at fault (0 when the fault is in the stored data
 // itself), Problem says what.
-type VerifyReport struct {
-	OK      bool   `json:"ok"`
-	Records uint64 `json:"records"`
-	Envios  uint64 `json:"envios"`
-	BadSeq  uint64 `json:"bad_seq,omitempty"`
-	Problem string `json:"problem,omitempty"`
-}
+type VerifyReport = engine.VerifyReport
 
 type replayed struct {
 	state engine.State

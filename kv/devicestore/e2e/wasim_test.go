@@ -11,6 +11,7 @@ import (
 
 	"go.etcd.io/bbolt"
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
@@ -49,7 +50,16 @@ func openClient(t *testing.T, sim *wasim.Server, path string) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := &client{t: t, db: db, c: c, changed: make(chan struct{})}
+	cl := attach(t, sim, c, dev)
+	cl.db = db
+	return cl
+}
+
+// attach makes a client for dev, a device of c (stored or new). The client
+// closes the bbolt file only if it opened it (openClient).
+func attach(t *testing.T, sim *wasim.Server, c *devicestore.Container, dev *store.Device) *client {
+	t.Helper()
+	cl := &client{t: t, c: c, changed: make(chan struct{})}
 	cl.cli = whatsmeow.NewClient(dev, nil)
 	sim.Configure(cl.cli)
 	cl.cli.AddEventHandler(cl.record)
@@ -71,8 +81,10 @@ func (cl *client) close() {
 		return
 	}
 	cl.cli.Disconnect()
-	if err := cl.db.Close(); err != nil {
-		cl.t.Errorf("close bbolt: %v", err)
+	if cl.db != nil {
+		if err := cl.db.Close(); err != nil {
+			cl.t.Errorf("close bbolt: %v", err)
+		}
 	}
 	cl.cli = nil
 }
