@@ -311,3 +311,38 @@ end`
 		}
 	}
 }
+
+// TestIsolation_EnvReuse: a pooled state reuses an emptied global
+// environment; whatever the previous call put in it, the next call starts
+// with only _G (and the script's own definitions).
+func TestIsolation_EnvReuse(t *testing.T) {
+	src := `
+local before = {}
+for k in pairs(_G) do before[#before + 1] = tostring(k) end
+table.sort(before)
+function personalize(e)
+  local mode = e.variables.mode
+  if mode == "many" then for i = 1, 100 do _G["g" .. e.id .. i] = i end end
+  if mode == "one" then _G["g" .. e.id] = true end
+  if mode == "nilG" then _G = nil end
+  if mode == "numG" then _G = 5 end
+  if mode == "arr" then _G[1] = 1 end
+  if mode == "bool" then _G[true] = 1 end
+  if mode == "del" then personalize = nil end
+  return table.concat(before, ",") .. "|" .. type(_G)
+end`
+	s := mustCompile(t, src, scripting.Limits{Timeout: 30 * time.Second, PoolSize: 1})
+	// the top level runs before personalize is defined: it sees only _G
+	if got := mustText(t, s, envio("first")); got != "_G|table" {
+		t.Fatalf("first call: %q", got)
+	}
+	for i, mode := range []string{"one", "many", "nilG", "numG", "arr", "bool", "del", "one", "none"} {
+		e := envio(fmt.Sprint("e", i))
+		e.Variables = map[string]string{"mode": mode}
+		mustText(t, s, e)
+		e.Variables = map[string]string{"mode": "none"}
+		if got := mustText(t, s, e); got != "_G|table" {
+			t.Fatalf("after mode %s the next call's top level saw globals %q", mode, got)
+		}
+	}
+}

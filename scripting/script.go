@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -97,23 +96,22 @@ func CompileWith(name, source string, lim Limits) (s *Script, err error) {
 	}
 	s.pool = newPool(&s.lim, s.lib)
 
-	var env *lua.LTable
-	err = s.run(context.Background(), hookMain, callInput{now: time.Now()}, nil, func(e *lua.LTable) error {
-		env = e
+	err = s.run(context.Background(), hookMain, callInput{now: time.Now()}, nil, func(env *lua.LTable) error {
+		// runs before the environment is recycled
+		for _, h := range Hooks {
+			switch v := env.RawGetString(h).(type) {
+			case *lua.LFunction:
+				s.hooks[h] = true
+			case *lua.LNilType:
+			default:
+				return &RuntimeError{Script: name, Hook: hookMain, Cause: ErrOutput, Field: h,
+					Msg: fmt.Sprintf("%s must be a function, got %s", h, v.Type().String())}
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
-	}
-	for _, h := range Hooks {
-		switch v := env.RawGetString(h).(type) {
-		case *lua.LFunction:
-			s.hooks[h] = true
-		case *lua.LNilType:
-		default:
-			return nil, &RuntimeError{Script: name, Hook: hookMain, Cause: ErrOutput, Field: h,
-				Msg: fmt.Sprintf("%s must be a function, got %s", h, v.Type().String())}
-		}
 	}
 	if len(s.hooks) == 0 {
 		return nil, &RuntimeError{Script: name, Hook: hookMain, Cause: ErrNoHook,
@@ -213,16 +211,24 @@ type callInput struct {
 	check        func(*state) // after a successful call, before the state goes back to the pool
 }
 
+// seedOf derives the two PCG seeds of a call from its identifying parts with
+// FNV-1a (64 bit), written out to avoid allocating; the second hash starts
+// from a different prefix.
 func seedOf(parts ...string) (uint64, uint64) {
-	h1, h2 := fnv.New64a(), fnv.New64a()
-	h2.Write([]byte("lm-seed-2"))
-	for _, p := range parts {
-		h1.Write([]byte(p))
-		h1.Write([]byte{0})
-		h2.Write([]byte(p))
-		h2.Write([]byte{0})
+	const offset, prime = 14695981039346656037, 1099511628211
+	h1, h2 := uint64(offset), uint64(offset)
+	for i := 0; i < len("lm-seed-2"); i++ {
+		h2 = (h2 ^ uint64("lm-seed-2"[i])) * prime
 	}
-	return h1.Sum64(), h2.Sum64()
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			h1 = (h1 ^ uint64(p[i])) * prime
+			h2 = (h2 ^ uint64(p[i])) * prime
+		}
+		h1 *= prime // a 0 byte between parts
+		h2 *= prime
+	}
+	return h1, h2
 }
 
 func nowOr(t time.Time) time.Time {
@@ -335,7 +341,7 @@ func (s *Script) run(ctx context.Context, hook string, in callInput, push func(*
 
 	L := st.L
 	st.begin(ctx, s.lim.Timeout)
-	env := s.lib.newEnv(L)
+	env := st.takeEnv(s.lib)
 	fn := L.NewFunctionFromProto(s.proto)
 	fn.Env = env
 	L.Push(fn)
@@ -357,30 +363,35 @@ func (s *Script) run(ctx context.Context, hook string, in callInput, push func(*
 	cause := st.end()
 	L.SetTop(0)
 
-	switch {
-	case cause != nil || lerr != nil:
+	if cause != nil || lerr != nil {
 		rerr := s.luaError(hook, st, lerr, cause)
 		s.dropped.Add(1)
 		st.close()
 		return rerr
-	case s.fresh:
-		st.close()
-	default:
-		if in.check != nil {
-			in.check(st)
-		}
-		s.pool.put(st)
 	}
-	if noHook {
-		return &RuntimeError{Script: s.name, Hook: hook, Cause: ErrNoHook, Msg: "the script does not define " + hook}
-	}
+	// Read the output before the state can serve another call: ret may be
+	// one of the state's reused tables.
+	var outErr error
 	switch r := read.(type) {
 	case func(lua.LValue) error:
-		return r(ret)
+		if noHook {
+			outErr = &RuntimeError{Script: s.name, Hook: hook, Cause: ErrNoHook, Msg: "the script does not define " + hook}
+		} else {
+			outErr = r(ret)
+		}
 	case func(*lua.LTable) error:
-		return r(env)
+		outErr = r(env)
 	}
-	return nil
+	if s.fresh {
+		st.close()
+		return outErr
+	}
+	if in.check != nil {
+		in.check(st)
+	}
+	st.recycleEnv(env)
+	s.pool.put(st)
+	return outErr
 }
 
 func (s *Script) count(c *hookCounters, err error) {

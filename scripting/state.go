@@ -52,6 +52,52 @@ type state struct {
 	envioT, varsT *lua.LTable
 	varsN         int    // keys of varsT
 	varsLast      string // the key inserted last into varsT
+
+	env *lua.LTable // an emptied global environment for the next call
+}
+
+// maxEnvKeys bounds the keys an environment may have had to be reused:
+// gopher-lua never forgets a key once set, so a script inventing new global
+// names on every call would otherwise grow it forever.
+const maxEnvKeys = 64
+
+// takeEnv returns an empty environment for a call: the previous call's,
+// emptied by recycleEnv, or a new one.
+func (st *state) takeEnv(lib *library) *lua.LTable {
+	env := st.env
+	st.env = nil
+	if env == nil {
+		return lib.newEnv(st.L)
+	}
+	return env
+}
+
+// recycleEnv empties the environment of a call that is over, for the next
+// call on this state, or drops it. Nothing of the call can run again: its
+// closures are unreachable once the call returned (the stack is reset and
+// the output was converted to Go values).
+func (st *state) recycleEnv(env *lua.LTable) {
+	if env.Len() != 0 {
+		return
+	}
+	var names [maxEnvKeys]string
+	n := 0
+	for k, _ := env.Next(lua.LNil); k != lua.LNil; k, _ = env.Next(k) {
+		ks, ok := k.(lua.LString)
+		if !ok || n == maxEnvKeys {
+			return
+		}
+		names[n] = string(ks)
+		n++
+	}
+	for _, name := range names[:n] {
+		env.RawSetString(name, lua.LNil)
+	}
+	if k, _ := env.Next(lua.LNil); k != lua.LNil {
+		return // not empty after all: do not reuse
+	}
+	env.RawSetString("_G", env)
+	st.env = env
 }
 
 const envioFieldCount = 8
@@ -215,23 +261,36 @@ func (st *state) envioTable(e Envio) *lua.LTable {
 		st.varsN = len(e.Variables)
 	} else {
 		for k, v := range e.Variables {
-			vars.RawSetString(k, lua.LString(v))
+			setString(vars, k, v)
 		}
 	}
 	t := st.envioT
 	if t == nil {
 		t = L.CreateTable(0, envioFieldCount)
 	}
-	t.RawSetString("id", lua.LString(e.ID))
-	t.RawSetString("telefono", lua.LString(e.Telefono))
-	t.RawSetString("nombre", lua.LString(e.Nombre))
-	t.RawSetString("variables", vars)
-	t.RawSetString("campana", lua.LString(e.Campana))
-	t.RawSetString("plantilla", lua.LString(e.Plantilla))
-	t.RawSetString("attempt", lua.LNumber(e.Attempt))
-	t.RawSetString("zona", lua.LString(e.TimeZone)) // last: see checkEnvio
+	setString(t, "id", e.ID)
+	setString(t, "telefono", e.Telefono)
+	setString(t, "nombre", e.Nombre)
+	if t.RawGetString("variables") != vars {
+		t.RawSetString("variables", vars)
+	}
+	setString(t, "campana", e.Campana)
+	setString(t, "plantilla", e.Plantilla)
+	if t.RawGetString("attempt") != lua.LNumber(e.Attempt) {
+		t.RawSetString("attempt", lua.LNumber(e.Attempt))
+	}
+	setString(t, "zona", e.TimeZone) // last: see checkEnvio
 	st.envioT, st.varsT = t, vars
 	return t
+}
+
+// setString sets t[k] = v unless it already holds v (a set costs gopher-lua
+// an allocation and two map operations; most fields repeat between envíos).
+func setString(t *lua.LTable, k, v string) {
+	if cur, ok := t.RawGetString(k).(lua.LString); ok && string(cur) == v {
+		return
+	}
+	t.RawSetString(k, lua.LString(v))
 }
 
 // checkEnvio keeps the envío tables for the next call only if they hold
