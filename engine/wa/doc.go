@@ -1,0 +1,44 @@
+// Package wa is the WhatsApp side of LeadMaster: one whatsmeow client per
+// cliente, its device keys in the application's bbolt file
+// (kv/devicestore), and the session states of DESIGN.md derived from
+// whatsmeow's events. Manager implements engine.Sessions (and so
+// engine.Gateway).
+//
+// # States and the live gate
+//
+// Every whatsmeow event of a cliente's client updates that session's state
+// at once, under the session's lock: State, Ready and WaitQR see it
+// immediately. The side effects of the change (the journal record through
+// kv.Record, then Inbound.SessionChanged, then every Subscribe channel)
+// follow in order on the session's effect queue, so a subscriber never sees
+// an event before it is journaled. Nothing polls: waiters sleep on a channel
+// that is closed on every change.
+//
+// Ready is true only between an events.Connected and the next
+// events.Disconnected (or stream error, keepalive timeout, logout,
+// replacement) of the current client. whatsmeow's IsLoggedIn is not used:
+// it survives a dropped socket and is true again as soon as a new socket's
+// handshake completes, before the server accepted the login.
+//
+// # Reconnect
+//
+// whatsmeow reconnects by itself after a dropped socket (0 s, 2 s, 4 s …).
+// After Options.HandOverAfter failed attempts, and whenever whatsmeow gives
+// up (a failed Connect, an unknown connect failure, a temporary ban), the
+// manager reconnects with its own exponential backoff, bounded by
+// Options.BackoffMax.
+//
+// # Caveats
+//
+//   - Logout (by the operator or a 401 from the server) deletes the device
+//     from the store and then forgets the cliente's device mapping
+//     (kv.SetDevice ""), in two transactions: kv offers no call that joins
+//     the device store's deletion transaction. A crash between the two
+//     leaves a mapping to a missing device; the next start treats it as
+//     logged out (forgets it and journals it).
+//   - whatsmeow's frame reader leaks a goroutine if the server sends a frame
+//     after Disconnect stopped its consumer. Close a Manager when the server
+//     has nothing more to send (tests wait for the last receipt first).
+//   - whatsmeow.WACertPubKey is process-wide: Options.Configure pointing
+//     clients at wasim makes the whole process talk to the simulator.
+package wa

@@ -1,0 +1,369 @@
+package wa_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"leadmaster/engine"
+	"leadmaster/engine/wa"
+	"leadmaster/kv"
+	"leadmaster/wasim"
+)
+
+// waitTimeout bounds every wait on an event; a healthy run needs a fraction of it.
+const waitTimeout = 20 * time.Second
+
+// checkLeaks fails t if goroutines outlive the test. Register it first so it
+// runs after every other cleanup (goleak retries for a while: whatsmeow ends
+// some goroutines asynchronously after Disconnect).
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			return
+		}
+		goleak.VerifyNone(t)
+	})
+}
+
+// startSim starts an in-process simulator closed at the end of the test.
+func startSim(t *testing.T) *wasim.Server {
+	t.Helper()
+	sim := wasim.New(wasim.Options{})
+	if err := sim.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sim.Close(); err != nil {
+			t.Errorf("close simulator: %v", err)
+		}
+	})
+	return sim
+}
+
+// openDB opens DATA/leadmaster.db in dir; the returned func closes it once
+// (also at cleanup) after checking the journal.
+func openDB(t *testing.T, dir string) (*kv.DB, func()) {
+	t.Helper()
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	closeDB := func() {
+		once.Do(func() {
+			rep, err := db.Verify(context.Background(), nil)
+			if err != nil || !rep.OK {
+				t.Errorf("journal verify: %+v %v", rep, err)
+			}
+			if err := db.Close(); err != nil {
+				t.Errorf("close db: %v", err)
+			}
+		})
+	}
+	t.Cleanup(closeDB)
+	return db, closeDB
+}
+
+func mustCliente(t *testing.T, db *kv.DB, id string) {
+	t.Helper()
+	if err := db.CreateCliente(context.Background(), engine.Cliente{ID: id, Name: id, DefaultRegion: "US"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recorder is the test's engine.Inbound: it keeps everything it is told
+// and wakes waiters. Like the engine, it pauses a cliente's active
+// campaigns when the session is LOGGED_OUT.
+type recorder struct {
+	db *kv.DB
+
+	mu       sync.Mutex
+	sessions []engine.SessionEvent
+	receipts []engine.Receipt
+	replies  []engine.Reply
+	changed  chan struct{}
+}
+
+func newRecorder(db *kv.DB) *recorder { return &recorder{db: db, changed: make(chan struct{})} }
+
+func (r *recorder) wake() {
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+func (r *recorder) SessionChanged(ev engine.SessionEvent) {
+	if ev.State == engine.SessionLoggedOut && r.db != nil {
+		pauseCampaigns(r.db, ev.Cliente)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sessions = append(r.sessions, ev)
+	r.wake()
+}
+
+func (r *recorder) Receipt(x engine.Receipt) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.receipts = append(r.receipts, x)
+	r.wake()
+}
+
+func (r *recorder) Reply(x engine.Reply) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.replies = append(r.replies, x)
+	r.wake()
+}
+
+// pauseCampaigns is what the engine does on LOGGED_OUT.
+func pauseCampaigns(db *kv.DB, cliente string) {
+	ctx := context.Background()
+	cs, err := db.Campaigns(ctx, cliente)
+	if err != nil {
+		return
+	}
+	for _, c := range cs {
+		if c.Status == engine.Activa {
+			_, _ = db.UpdateCampaign(ctx, c.ID, func(c *engine.Campaign) error {
+				c.Status = engine.Pausada
+				return nil
+			})
+		}
+	}
+}
+
+// waitUntil waits until cond (called under r.mu) is true.
+func (r *recorder) waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		ok := cond()
+		ch := r.changed
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// events is a Subscribe channel; events of other clientes wait in a
+// backlog until asked for.
+type events struct {
+	t       *testing.T
+	ch      <-chan engine.SessionEvent
+	backlog []engine.SessionEvent
+}
+
+func subscribe(t *testing.T, m *wa.Manager) *events {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return &events{t: t, ch: m.Subscribe(ctx)}
+}
+
+// next returns the next event of cliente.
+func (e *events) next(cliente string) engine.SessionEvent {
+	e.t.Helper()
+	for i, ev := range e.backlog {
+		if ev.Cliente == cliente {
+			e.backlog = append(e.backlog[:i:i], e.backlog[i+1:]...)
+			return ev
+		}
+	}
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		select {
+		case ev, ok := <-e.ch:
+			if !ok {
+				e.t.Fatal("subscription closed")
+			}
+			if ev.Cliente == cliente {
+				return ev
+			}
+			e.backlog = append(e.backlog, ev)
+		case <-deadline.C:
+			e.t.Fatalf("timed out waiting for an event of %s", cliente)
+		}
+	}
+}
+
+// until returns the first event of cliente in state st, and the states
+// seen before it.
+func (e *events) until(cliente string, st engine.SessionState) (engine.SessionEvent, []engine.SessionState) {
+	e.t.Helper()
+	var seen []engine.SessionState
+	for {
+		ev := e.next(cliente)
+		if ev.State == st {
+			return ev, seen
+		}
+		seen = append(seen, ev.State)
+	}
+}
+
+// none fails if an event of cliente in state st arrives within d.
+func (e *events) none(cliente string, st engine.SessionState, d time.Duration) {
+	e.t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		select {
+		case ev := <-e.ch:
+			if ev.Cliente == cliente && ev.State == st {
+				e.t.Fatalf("unexpected %s: %+v", st, ev)
+			}
+			if ev.Cliente != cliente {
+				e.backlog = append(e.backlog, ev)
+			}
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// env is a manager on a data dir, talking to sim.
+type env struct {
+	t       *testing.T
+	sim     *wasim.Server
+	dir     string
+	db      *kv.DB
+	closeDB func()
+	rec     *recorder
+	m       *wa.Manager
+	ev      *events
+}
+
+func testLogger() *slog.Logger {
+	level := slog.LevelWarn + 100
+	if os.Getenv("WA_TRACE") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func newEnv(t *testing.T, sim *wasim.Server, dir string) *env {
+	t.Helper()
+	e := &env{t: t, sim: sim, dir: dir}
+	e.db, e.closeDB = openDB(t, dir)
+	e.rec = newRecorder(e.db)
+	e.open()
+	return e
+}
+
+// open starts a manager on e.db (again after stop).
+func (e *env) open() {
+	e.t.Helper()
+	m, err := wa.NewManager(e.db, e.rec, wa.Options{
+		Logger:     testLogger(),
+		Configure:  e.sim.Configure,
+		BackoffMin: 200 * time.Millisecond,
+		BackoffMax: time.Second,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.m = m
+	e.ev = subscribe(e.t, m)
+	e.t.Cleanup(func() { e.stop() })
+}
+
+func (e *env) stop() {
+	if e.m != nil {
+		if err := e.m.Close(); err != nil {
+			e.t.Errorf("close manager: %v", err)
+		}
+		e.m = nil
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// pair gets a QR for cliente, has phone scan it and waits until READY and
+// the device's prekeys are on the server (so nothing is left in flight).
+// It returns the device JID.
+func (e *env) pair(cliente, phone string) string {
+	e.t.Helper()
+	ctx := ctxT(e.t)
+	seq := e.sim.LastEvent()
+	qr, err := e.m.WaitQR(ctx, cliente)
+	if err != nil {
+		e.t.Fatalf("WaitQR: %v", err)
+	}
+	jid, err := e.sim.ScanQR(ctx, qr, phone)
+	if err != nil {
+		e.t.Fatalf("ScanQR: %v", err)
+	}
+	e.ready(cliente, seq, jid.String())
+	return jid.String()
+}
+
+// ready waits for READY and for the simulator to have the prekeys uploaded
+// after seq by jid.
+func (e *env) ready(cliente string, seq uint64, jid string) engine.SessionEvent {
+	e.t.Helper()
+	ev, _ := e.ev.until(cliente, engine.SessionReady)
+	e.waitSim(seq, wasim.EventPreKeys, jid)
+	return ev
+}
+
+func (e *env) waitSim(after uint64, kind wasim.EventKind, jid string) wasim.Event {
+	e.t.Helper()
+	ev, err := e.sim.WaitEvent(ctxT(e.t), after, wasim.Is(kind, jid))
+	if err != nil {
+		e.t.Fatalf("waiting for simulator event %s %s: %v", kind, jid, err)
+	}
+	return ev
+}
+
+// journal returns the session events journaled for cliente, in order.
+func (e *env) journal(cliente string) []string {
+	e.t.Helper()
+	entries, err := e.db.JournalTail(context.Background(), 10000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, en := range entries {
+		if en.Kind == engine.KindSession && en.Cliente == cliente {
+			out = append(out, en.Event)
+		}
+	}
+	return out
+}
+
+func contains(list []string, want ...string) bool {
+	i := 0
+	for _, s := range list {
+		if i < len(want) && s == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+func isErr(err, target error) string {
+	if errors.Is(err, target) {
+		return ""
+	}
+	return fmt.Sprintf("got %v, want %v", err, target)
+}
