@@ -17,6 +17,7 @@ type library struct {
 	envMeta    *lua.LTable    // metatable of every call's environment
 	stringMeta *lua.LTable    // metatable of the string type
 	cat        *lua.LFunction // the bounded '..' (see rewrite.go)
+	runHook    *lua.LFunction // runHook, as a Lua value
 	plain      []string       // names the plain (benchmark) sandbox removes from the stock globals
 }
 
@@ -146,9 +147,34 @@ func buildLibrary() *library {
 		envMeta:    envMeta,
 		stringMeta: stringMeta,
 		cat:        L.NewFunction(luaConcat),
+		runHook:    L.NewFunction(runHook),
 		plain: []string{"collectgarbage", "dofile", "getfenv", "setfenv", "load", "loadfile",
 			"loadstring", "module", "require", "newproxy", "print", "_printregs", "rawget", "rawset"},
 	}
+}
+
+// runHook(chunk, cat, hook, arg) runs the script's top level, then the
+// global function named hook with arg, and returns its result: one
+// protected call per hook call instead of two. A missing hook is reported
+// through the state (noHook), not as a Lua error.
+func runHook(L *lua.LState) int {
+	chunk := L.Get(1).(*lua.LFunction)
+	L.Push(chunk)
+	L.Push(L.Get(2))
+	L.Call(1, 0)
+	name := string(L.Get(3).(lua.LString))
+	if name == hookMain {
+		return 0
+	}
+	h, ok := chunk.Env.RawGetString(name).(*lua.LFunction)
+	if !ok {
+		stateOf(L).noHook = true
+		return 0
+	}
+	L.Push(h)
+	L.Push(L.Get(4))
+	L.Call(1, 1)
+	return 1
 }
 
 // readOnly returns an empty table whose reads go to t and whose writes fail.

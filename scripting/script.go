@@ -344,22 +344,23 @@ func (s *Script) run(ctx context.Context, hook string, in callInput, push func(*
 	env := st.takeEnv(s.lib)
 	fn := L.NewFunctionFromProto(s.proto)
 	fn.Env = env
+	var arg lua.LValue = lua.LNil
+	if push != nil {
+		arg = push(L)
+	}
+	// One protected call runs the top level and then the hook (see runHook).
+	L.Push(s.lib.runHook)
 	L.Push(fn)
 	L.Push(s.lib.cat)
-	lerr := L.PCall(1, 0, nil)
+	L.Push(lua.LString(hook))
+	L.Push(arg)
+	st.noHook = false
+	lerr := L.PCall(4, 1, nil)
 	var ret lua.LValue = lua.LNil
-	noHook := false
-	if lerr == nil && hook != hookMain {
-		if h, ok := env.RawGetString(hook).(*lua.LFunction); ok {
-			L.Push(h)
-			L.Push(push(L))
-			if lerr = L.PCall(1, 1, nil); lerr == nil {
-				ret = L.Get(-1)
-			}
-		} else {
-			noHook = true
-		}
+	if lerr == nil {
+		ret = L.Get(-1)
 	}
+	noHook := st.noHook && hook != hookMain
 	cause := st.end()
 	L.SetTop(0)
 
