@@ -157,7 +157,6 @@ func (c *Container) initializeDevice(d *store.Device) {
 	d.EventBuffer = s
 	d.LIDs = c.LIDMap
 	d.Container = c
-	d.Log = c.log
 	d.Initialized = true
 }
 
@@ -181,6 +180,7 @@ func (c *Container) GetDevice(ctx context.Context, jid types.JID) (*store.Device
 		return nil, fmt.Errorf("get device %s: %w", jid, err)
 	}
 	if d != nil {
+		d.Log = c.log
 		c.initializeDevice(d)
 	}
 	return d, nil
@@ -211,6 +211,7 @@ func (c *Container) GetAllDevices(ctx context.Context) ([]*store.Device, error) 
 		return nil, fmt.Errorf("get all devices: %w", err)
 	}
 	for _, d := range devices {
+		d.Log = c.log
 		c.initializeDevice(d)
 	}
 	return devices, nil

@@ -63,6 +63,17 @@ func TestWasim_RestartedClientSendsAndReceives(t *testing.T) {
 	if m.Info.ID != rid || m.Message.GetConversation() != "reply after restart" {
 		t.Errorf("received %s %q, want %s", m.Info.ID, m.Message.GetConversation(), rid)
 	}
+	// The message went through the decryption transaction: its ciphertext
+	// hash is in the device's event buffer (layout: see kv/devicestore/layout.go).
+	err = cl2.db.View(func(tx *bbolt.Tx) error {
+		if n := tx.Bucket([]byte("wa.device." + me.String())).Bucket([]byte("eventbuf")).Stats().KeyN; n == 0 {
+			t.Error("no buffered event: the decryption transaction was not used")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Ten real clients on one bbolt file (one Container, as the appliance runs

@@ -61,6 +61,9 @@ func attach(t *testing.T, sim *wasim.Server, c *devicestore.Container, dev *stor
 	t.Helper()
 	cl := &client{t: t, c: c, changed: make(chan struct{})}
 	cl.cli = whatsmeow.NewClient(dev, nil)
+	// As the appliance runs it: each decrypted message is one bbolt
+	// transaction (session, prekey, identity and plaintext together).
+	cl.cli.EnableDecryptedEventBuffer = true
 	sim.Configure(cl.cli)
 	cl.cli.AddEventHandler(cl.record)
 	t.Cleanup(cl.close)
