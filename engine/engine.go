@@ -223,23 +223,13 @@ func (e *Engine) apply(ctx context.Context, ts ...Transition) error {
 	return nil
 }
 
-// SessionChanged journals a session event, publishes it, pauses the
-// cliente's campaigns on logout and wakes the worker when READY.
-// It implements Inbound.
+// SessionChanged publishes a session event (the Sessions adapter has
+// journaled it), pauses the cliente's campaigns on logout and wakes the
+// worker when READY. It implements Inbound.
 func (e *Engine) SessionChanged(ev SessionEvent) {
-	ctx := context.Background()
-	name := map[SessionState]string{
-		SessionQRRequired: EventQR, SessionReady: EventConnected, SessionDisconnected: EventDisconnected,
-		SessionLoggedOut: EventLoggedOut, SessionReplaced: "replaced", SessionError: "error",
-	}[ev.State]
-	if name != "" {
-		if err := e.store.Record(ctx, Entry{Kind: KindSession, Cliente: ev.Cliente, Event: name, Reason: ev.Err}); err != nil {
-			e.log.Error("journal session event", "cliente", ev.Cliente, "err", err)
-		}
-	}
 	e.events.Publish(Event{Type: "session", At: e.cfg.Clock.Now(), Cliente: ev.Cliente, Session: &ev})
 	if ev.State == SessionLoggedOut {
-		e.pauseCliente(ctx, ev.Cliente, "logged_out")
+		e.pauseCliente(context.Background(), ev.Cliente, "logged_out")
 	}
 	e.poke(ev.Cliente)
 }

@@ -309,12 +309,5 @@ func TestEngine_CancelAndLogout(t *testing.T) {
 	if err := h.eng.StartCampaign(ctx, "k"); !errors.Is(err, engine.ErrConflict) {
 		t.Fatalf("start a cancelled campaign: %v", err)
 	}
-	tail, _ := h.db.JournalTail(ctx, 50)
-	found := false
-	for _, e := range tail {
-		found = found || (e.Kind == engine.KindSession && e.Event == engine.EventLoggedOut)
-	}
-	if !found {
-		t.Fatal("logout not journaled")
-	}
+
 }
