@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
@@ -136,6 +137,40 @@ func BenchmarkPreKeyGen(b *testing.B) {
 					b.Fatal(err)
 				}
 				if err := d.PreKeys.MarkPreKeysAsUploaded(ctx, ks[len(ks)-1].KeyID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecryptionTxn is what one incoming message costs with whatsmeow's
+// decrypted-event buffer on: one transaction that reads and stores the
+// session, stores the identity, consumes a prekey and buffers the plaintext.
+func BenchmarkDecryptionTxn(b *testing.B) {
+	for _, bb := range benchBackends {
+		b.Run(bb.name, func(b *testing.B) {
+			d, done := bb.open(b)
+			defer done()
+			b.ResetTimer()
+			for i := range b.N {
+				addr := fmt.Sprintf("%d:0", i%500)
+				err := d.EventBuffer.DoDecryptionTxn(ctx, func(ctx context.Context) error {
+					if _, err := d.Sessions.GetSession(ctx, addr); err != nil {
+						return err
+					}
+					if err := d.Sessions.PutSession(ctx, addr, sessionBlob); err != nil {
+						return err
+					}
+					if err := d.Identities.PutIdentity(ctx, addr, [32]byte{byte(i)}); err != nil {
+						return err
+					}
+					if err := d.PreKeys.RemovePreKey(ctx, uint32(i)); err != nil {
+						return err
+					}
+					return d.EventBuffer.PutBufferedEvent(ctx, [32]byte{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24)}, []byte("plaintext"), time.Unix(int64(i), 0))
+				})
+				if err != nil {
 					b.Fatal(err)
 				}
 			}
