@@ -1,0 +1,231 @@
+package admin
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"mime"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"leadmaster/engine"
+)
+
+// Import job states.
+const (
+	jobRunning = "running"
+	jobDone    = "done"
+	jobFailed  = "failed"
+)
+
+// job is one envío upload being imported in the background.
+type job struct {
+	ID       string
+	Cliente  string
+	Campaign string
+	bytes    atomic.Int64
+	rows     atomic.Int64
+
+	mu     sync.Mutex
+	state  string
+	report engine.ImportReport
+	err    string
+}
+
+// jobView is the answer of GET …/imports/:job.
+type jobView struct {
+	Job      string              `json:"job"`
+	Campaign string              `json:"campana"`
+	State    string              `json:"state"`
+	Bytes    int64               `json:"bytes"`
+	Total    int64               `json:"total"`
+	Rows     int64               `json:"rows"`
+	Report   engine.ImportReport `json:"report"`
+	Error    string              `json:"error,omitempty"`
+}
+
+type jobs struct {
+	mu    sync.Mutex
+	byID  map[string]*job
+	order []string // oldest first; finished jobs beyond maxJobs are forgotten
+	total map[string]int64
+}
+
+const maxJobs = 1000
+
+func newJobs() *jobs { return &jobs{byID: map[string]*job{}, total: map[string]int64{}} }
+
+func (js *jobs) add(j *job, total int64) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	js.byID[j.ID] = j
+	js.total[j.ID] = total
+	js.order = append(js.order, j.ID)
+	for len(js.order) > maxJobs {
+		old := js.byID[js.order[0]]
+		old.mu.Lock()
+		running := old.state == jobRunning
+		old.mu.Unlock()
+		if running {
+			break
+		}
+		delete(js.byID, js.order[0])
+		delete(js.total, js.order[0])
+		js.order = js.order[1:]
+	}
+}
+
+func (js *jobs) get(id string) (*job, int64) {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	return js.byID[id], js.total[id]
+}
+
+func (js *jobs) running() int {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	n := 0
+	for _, j := range js.byID {
+		j.mu.Lock()
+		if j.state == jobRunning {
+			n++
+		}
+		j.mu.Unlock()
+	}
+	return n
+}
+
+func (j *job) view(total int64) jobView {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return jobView{Job: j.ID, Campaign: j.Campaign, State: j.state, Bytes: j.bytes.Load(), Total: total, Rows: j.rows.Load(), Report: j.report, Error: j.err}
+}
+
+// uploadFormat maps the Content-Type of an upload to the store's format.
+func uploadFormat(ct string) (string, error) {
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch mt {
+	case "text/csv", "application/csv":
+		return "csv", nil
+	case fiber.MIMEApplicationJSON:
+		return "json", nil
+	}
+	return "", errorf(fiber.StatusUnsupportedMediaType, "unsupported_media_type", "send Content-Type: text/csv or application/json, got %q", ct)
+}
+
+// handleUploadEnvios handles "POST /api/clientes/:id/campaigns/:cid/envios":
+// the body (CSV or a JSON array) is checked for what can be refused at
+// once (empty, not UTF-8, not JSON), then imported by a background job;
+// the answer is 202 {"job":"…"}. A file that fails later leaves nothing.
+func (s *Server) handleUploadEnvios(c *fiber.Ctx) error {
+	camp := campaignOf(c)
+	format, err := uploadFormat(c.Get(fiber.HeaderContentType))
+	if err != nil {
+		return err
+	}
+	body := bytes.Clone(c.Body()) // fasthttp reuses the request buffer
+	switch {
+	case len(bytes.TrimSpace(body)) == 0:
+		return badRequest("the file is empty")
+	case !utf8.Valid(body) || bytes.IndexByte(body, 0) >= 0:
+		return badRequest("the file is not UTF-8 text (save it as CSV UTF-8)")
+	case format == "json" && !json.Valid(body):
+		return badRequest("the body is not valid JSON (want an array of objects)")
+	case format == "json" && bytes.TrimSpace(body)[0] != '[':
+		return badRequest("the JSON body must be an array of objects")
+	}
+	if camp.Status == engine.Terminada || camp.Status == engine.Cancelada {
+		return errorf(fiber.StatusConflict, "conflict", "campaña %q is %s: it takes no more envíos", camp.ID, camp.Status)
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	j := &job{ID: hex.EncodeToString(id), Cliente: camp.Cliente, Campaign: camp.ID, state: jobRunning}
+	s.jobs.add(j, int64(len(body)))
+	started := s.goTracked(func() {
+		s.met.importsRunning.Inc()
+		defer s.met.importsRunning.Dec()
+		rep, err := s.data.ImportFile(s.ctx, camp.ID, format, bytes.NewReader(body), func(b int64, rows int) {
+			j.bytes.Store(b)
+			j.rows.Store(int64(rows))
+		})
+		j.mu.Lock()
+		j.report = rep
+		if err != nil {
+			j.state, j.err = jobFailed, importMessage(err)
+		} else {
+			j.state = jobDone
+			j.bytes.Store(int64(len(body)))
+		}
+		j.mu.Unlock()
+		if err == nil {
+			s.met.importedRows.Add(float64(rep.Accepted))
+			s.eng.NotifyImported(camp.Cliente)
+		} else if !errors.Is(err, engine.ErrInvalid) {
+			s.log.Info("import failed", "campaign", camp.ID, "job", j.ID, "err", err)
+		}
+	})
+	if !started {
+		return errorf(fiber.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"job": j.ID})
+}
+
+// importMessage is the operator's text of a failed import.
+func importMessage(err error) string {
+	if ae, ok := toAPIError(err); ok && ae.Status != fiber.StatusInternalServerError {
+		return ae.Message
+	}
+	return err.Error()
+}
+
+// handleImportJob handles "GET /api/clientes/:id/imports/:job".
+func (s *Server) handleImportJob(c *fiber.Ctx) error {
+	j, total := s.jobs.get(c.Params("job"))
+	if j == nil || j.Cliente != c.Params("id") {
+		return errorf(fiber.StatusNotFound, "not_found", "import job %q not found", c.Params("job"))
+	}
+	return c.JSON(j.view(total))
+}
+
+// envioView is an envío in a listing, with its sequence number.
+type envioView struct {
+	Seq uint64 `json:"seq"`
+	engine.Envio
+}
+
+// handleListEnvios handles "GET …/campaigns/:cid/envios?estado=&after=&limit=".
+func (s *Server) handleListEnvios(c *fiber.Ctx) error {
+	var st engine.State
+	if v := c.Query("estado"); v != "" {
+		var err error
+		if st, err = engine.ParseState(v); err != nil {
+			return badRequest("query \"estado\": %v", err)
+		}
+	}
+	after, err := queryUint(c, "after")
+	if err != nil {
+		return err
+	}
+	limit, err := queryLimit(c, 100, 1000)
+	if err != nil {
+		return err
+	}
+	es, err := s.data.Envios(c.UserContext(), campaignOf(c).ID, after, limit, st)
+	if err != nil {
+		return err
+	}
+	out := make([]envioView, len(es))
+	for i, e := range es {
+		out[i] = envioView{Seq: e.Ref.Seq, Envio: e}
+	}
+	next := ""
+	if len(es) == limit {
+		next = uitoa(es[len(es)-1].Ref.Seq)
+	}
+	return c.JSON(items(out, next))
+}

@@ -1,0 +1,86 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"leadmaster/engine"
+)
+
+// handleEvents handles "GET /api/events?cliente=…": server-sent events,
+// "event: session|envio|campaign|reply" with an engine.Event as data, and
+// a ": heartbeat" comment every Heartbeat. A cliente key sees only its own
+// cliente's events; the admin sees all, or one cliente's with ?cliente=.
+func (s *Server) handleEvents(c *fiber.Ctx) error {
+	p := who(c)
+	filter := c.Query("cliente")
+	if p.Role == roleCliente {
+		if filter != "" && filter != p.Cliente {
+			return errorf(fiber.StatusForbidden, "forbidden", "this key belongs to another cliente")
+		}
+		filter = p.Cliente
+	}
+	events, unsubscribe := s.eng.Events().Subscribe(256)
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderConnection, "keep-alive")
+	c.Set("X-Accel-Buffering", "no")
+	done := s.ctx.Done()
+	ctx := s.ctx
+	heartbeat := s.opts.Heartbeat
+	s.met.sseClients.Inc()
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.met.sseClients.Dec()
+		defer unsubscribe()
+		tick := time.NewTicker(heartbeat)
+		defer tick.Stop()
+		fmt.Fprint(w, "retry: 3000\n: connected\n\n")
+		if w.Flush() != nil {
+			return
+		}
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fmt.Fprint(w, ": heartbeat\n\n")
+			case ev, ok := <-events:
+				if !ok {
+					return
+				}
+				if filter != "" && s.clienteOf(ctx, ev) != filter {
+					continue
+				}
+				data, err := json.Marshal(ev)
+				if err != nil {
+					continue
+				}
+				fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data)
+			}
+			if w.Flush() != nil {
+				return // the client went away
+			}
+		}
+	})
+	return nil
+}
+
+// clienteOf is the cliente an event belongs to (envío events carry only
+// their campaign).
+func (s *Server) clienteOf(ctx context.Context, ev engine.Event) string {
+	if ev.Cliente != "" {
+		return ev.Cliente
+	}
+	if ev.Session != nil {
+		return ev.Session.Cliente
+	}
+	if ev.Campaign != "" {
+		return s.ownerOf(ctx, ev.Campaign)
+	}
+	return ""
+}

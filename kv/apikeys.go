@@ -1,0 +1,117 @@
+package kv
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"leadmaster/engine"
+)
+
+// The admin API's credentials. Only hashes are stored: a token or key is
+// shown once, when it is made, and never again.
+var (
+	bucketAuth = []byte("app.auth") // "admin" -> sha256 of the admin token; "key/" sha256 -> JSON apiKey
+)
+
+var keyAdminHash = []byte("admin")
+
+const apiKeyPrefix = "key/"
+
+// APIKey is a per-cliente API key as stored: the hash of the key, never
+// the key itself.
+type APIKey struct {
+	Cliente string    `json:"cliente"`
+	Created time.Time `json:"creada"`
+}
+
+// AdminTokenHash returns the stored SHA-256 of the admin token, or nil if
+// none was stored yet.
+func (db *DB) AdminTokenHash(ctx context.Context) ([]byte, error) {
+	var out []byte
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketAuth); b != nil {
+			out = bytes.Clone(b.Get(keyAdminHash))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SetAdminTokenHash stores the SHA-256 of a generated admin token, once:
+// engine.ErrConflict if one is stored already (another start won the race).
+func (db *DB) SetAdminTokenHash(ctx context.Context, hash []byte) error {
+	if len(hash) != sha256.Size {
+		return fmt.Errorf("admin token hash: want %d bytes: %w", sha256.Size, engine.ErrInvalid)
+	}
+	return db.write(ctx, func(w *wtx) error {
+		if b := w.tx.Bucket(bucketAuth); b != nil && b.Get(keyAdminHash) != nil {
+			return fmt.Errorf("admin token: %w", engine.ErrConflict)
+		}
+		b, err := w.tx.CreateBucketIfNotExists(bucketAuth)
+		if err != nil {
+			return abort(fmt.Errorf("bucket %s: %w", bucketAuth, err))
+		}
+		return abort(b.Put(keyAdminHash, bytes.Clone(hash)))
+	})
+}
+
+// CreateAPIKey stores the SHA-256 of a new API key of a cliente.
+// engine.ErrNotFound if the cliente does not exist, engine.ErrConflict if
+// the hash is already stored.
+func (db *DB) CreateAPIKey(ctx context.Context, cliente string, hash []byte) error {
+	if len(hash) != sha256.Size {
+		return fmt.Errorf("api key hash: want %d bytes: %w", sha256.Size, engine.ErrInvalid)
+	}
+	k := append([]byte(apiKeyPrefix), hash...)
+	return db.write(ctx, func(w *wtx) error {
+		if w.tx.Bucket(bucketClientes).Get([]byte(cliente)) == nil {
+			return fmt.Errorf("cliente %q: %w", cliente, engine.ErrNotFound)
+		}
+		if b := w.tx.Bucket(bucketAuth); b != nil && b.Get(k) != nil {
+			return fmt.Errorf("api key: %w", engine.ErrConflict)
+		}
+		b, err := w.tx.CreateBucketIfNotExists(bucketAuth)
+		if err != nil {
+			return abort(fmt.Errorf("bucket %s: %w", bucketAuth, err))
+		}
+		return abort(putJSON(b, k, APIKey{Cliente: cliente, Created: w.now}))
+	})
+}
+
+// APIKeyCliente returns the cliente of an API key, given the key's
+// SHA-256; engine.ErrNotFound if no key has that hash.
+func (db *DB) APIKeyCliente(ctx context.Context, hash []byte) (string, error) {
+	var k APIKey
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAuth)
+		if b == nil {
+			return fmt.Errorf("api key: %w", engine.ErrNotFound)
+		}
+		v := b.Get(append([]byte(apiKeyPrefix), hash...))
+		if v == nil {
+			return fmt.Errorf("api key: %w", engine.ErrNotFound)
+		}
+		return json.Unmarshal(v, &k)
+	})
+	return k.Cliente, err
+}
+
+// ClienteReplies is Replies in engine's type (for layers that do not
+// import kv).
+func (db *DB) ClienteReplies(ctx context.Context, cliente string, after uint64, limit int) ([]engine.StoredReply, error) {
+	rs, err := db.Replies(ctx, cliente, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]engine.StoredReply, len(rs))
+	for i, r := range rs {
+		out[i] = engine.StoredReply{Reply: r.Reply, Seq: r.Seq, Envio: r.Envio, OptOut: r.OptOut}
+	}
+	return out, nil
+}
