@@ -97,111 +97,121 @@ func template(b *builder, s string, vars *lua.LTable) {
 	b.WriteString(s)
 }
 
-// matchBrace returns the index of the '}' closing the group opened at s[i],
-// skipping {{placeholders}}, or -1.
-func matchBrace(s string, i int) int {
-	depth := 0
-	for k := i; k < len(s); k++ {
+// spinner expands spintax in one string. A linear pre-pass pairs every
+// '{' with its '}' (mark), treating {{placeholders}} as opaque, so
+// expansion never rescans: the work is linear in the input for each of the
+// at most maxSpinDepth nesting levels.
+type spinner struct {
+	st   *state
+	b    *builder
+	s    string
+	mark []int32 // at a '{': >0 the index of its '}' + 1; <0 a placeholder ending (exclusive) at -mark; 0 unmatched
+}
+
+func newSpinner(st *state, b *builder, s string) *spinner {
+	sp := &spinner{st: st, b: b, s: s}
+	if strings.IndexByte(s, '{') < 0 {
+		return sp
+	}
+	sp.mark = make([]int32, len(s))
+	var stack []int32
+	closeAt := -2 // next "}}" at or after the current position; -1: none left
+	for k := 0; k < len(s); k++ {
 		switch s[k] {
 		case '{':
-			if k+1 < len(s) && s[k+1] == '{' {
-				if e := strings.Index(s[k+2:], "}}"); e >= 0 {
-					k += 2 + e + 1
+			if k+1 < len(s) && s[k+1] == '{' && closeAt != -1 {
+				if closeAt < k+2 {
+					if e := strings.Index(s[k+2:], "}}"); e >= 0 {
+						closeAt = k + 2 + e
+					} else {
+						closeAt = -1
+					}
+				}
+				if closeAt >= 0 {
+					sp.mark[k] = -int32(closeAt + 2)
+					k = closeAt + 1
 					continue
 				}
 			}
-			depth++
+			stack = append(stack, int32(k))
 		case '}':
-			depth--
-			if depth == 0 {
-				return k
+			if n := len(stack); n > 0 {
+				sp.mark[stack[n-1]] = int32(k + 1)
+				stack = stack[:n-1]
 			}
 		}
 	}
-	return -1
+	return sp
+}
+
+// options calls f with the bounds of each top-level option of the group
+// whose braces are at open and close, until f returns false.
+func (sp *spinner) options(open, close int, f func(from, to int) bool) int {
+	n, from := 0, open+1
+	for k := open + 1; k < close; k++ {
+		switch sp.s[k] {
+		case '{':
+			if m := sp.mark[k]; m > 0 {
+				k = int(m) - 1
+			} else if m < 0 {
+				k = int(-m) - 1
+			}
+		case '|':
+			n++
+			if !f(from, k) {
+				return n
+			}
+			from = k + 1
+		}
+	}
+	n++
+	f(from, close)
+	return n
+}
+
+// run writes s[from:to] with its groups expanded.
+func (sp *spinner) run(from, to, depth int) {
+	if depth > maxSpinDepth {
+		raiseLimit(sp.st.L, "lm.spintax: groups nested deeper than %d", maxSpinDepth)
+	}
+	for k := from; k < to; {
+		j := strings.IndexByte(sp.s[k:to], '{')
+		if j < 0 {
+			sp.b.WriteString(sp.s[k:to])
+			return
+		}
+		sp.b.WriteString(sp.s[k : k+j])
+		k += j
+		m := sp.mark[k]
+		switch {
+		case m < 0: // {{placeholder}}: left for template
+			sp.b.WriteString(sp.s[k:int(-m)])
+			k = int(-m)
+		case m == 0: // unmatched '{': literal
+			sp.b.AddByte('{')
+			k++
+		default:
+			close := int(m) - 1
+			count := sp.options(k, close, func(int, int) bool { return true })
+			pick, i := sp.st.rng.IntN(count), 0
+			sp.options(k, close, func(a, z int) bool {
+				if i == pick {
+					sp.run(a, z, depth+1)
+					return false
+				}
+				i++
+				return true
+			})
+			k = close + 1
+		}
+	}
 }
 
 // spin expands {a|b|c} groups, choosing with the call's generator. {{...}}
 // placeholders are copied untouched for template to fill afterwards, so the
 // values of variables are never read as spintax.
-func spin(st *state, b *builder, s string, depth int) {
-	if depth > maxSpinDepth {
-		raiseLimit(st.L, "lm.spintax: groups nested deeper than %d", maxSpinDepth)
-	}
-	for len(s) > 0 {
-		i := strings.IndexByte(s, '{')
-		if i < 0 {
-			b.WriteString(s)
-			return
-		}
-		b.WriteString(s[:i])
-		s = s[i:]
-		if len(s) > 1 && s[1] == '{' {
-			if e := strings.Index(s[2:], "}}"); e >= 0 {
-				b.WriteString(s[:2+e+2])
-				s = s[2+e+2:]
-				continue
-			}
-		}
-		end := matchBrace(s, 0)
-		if end < 0 {
-			b.WriteString(s)
-			return
-		}
-		inner := s[1:end]
-		pick := st.rng.IntN(options(inner, -1))
-		spin(st, b, option(inner, pick), depth+1)
-		s = s[end+1:]
-	}
-}
-
-// splitTop calls f with the bounds of each top-level '|'-separated option of
-// a group's inside, until f returns false. It returns the number visited.
-func splitTop(inner string, f func(from, to int) bool) int {
-	level, from, n := 0, 0, 0
-	for k := 0; k < len(inner); k++ {
-		switch inner[k] {
-		case '{':
-			if k+1 < len(inner) && inner[k+1] == '{' {
-				if e := strings.Index(inner[k+2:], "}}"); e >= 0 {
-					k += 2 + e + 1
-					continue
-				}
-			}
-			level++
-		case '}':
-			level--
-		case '|':
-			if level == 0 {
-				n++
-				if !f(from, k) {
-					return n
-				}
-				from = k + 1
-			}
-		}
-	}
-	n++
-	f(from, len(inner))
-	return n
-}
-
-// options counts the options of a group.
-func options(inner string, _ int) int { return splitTop(inner, func(int, int) bool { return true }) }
-
-// option returns option i (0-based) of a group.
-func option(inner string, i int) string {
-	var out string
-	k := 0
-	splitTop(inner, func(from, to int) bool {
-		if k == i {
-			out = inner[from:to]
-			return false
-		}
-		k++
-		return true
-	})
-	return out
+func spin(st *state, b *builder, s string) {
+	newSpinner(st, b, s).run(0, len(s), 0)
 }
 
 func lmTemplate(L *lua.LState) int {
@@ -216,7 +226,7 @@ func lmTemplate(L *lua.LState) int {
 func lmSpintax(L *lua.LState) int {
 	s := L.CheckString(1)
 	b := newBuilder(L, "lm.spintax")
-	spin(stateOf(L), &b, s, 0)
+	spin(stateOf(L), &b, s)
 	L.Push(lua.LString(b.String()))
 	return 1
 }
@@ -226,7 +236,7 @@ func lmRender(L *lua.LState) int {
 	s := L.CheckString(1)
 	vars, _ := L.Get(2).(*lua.LTable)
 	b := newBuilder(L, "lm.render")
-	spin(stateOf(L), &b, s, 0)
+	spin(stateOf(L), &b, s)
 	out := newBuilder(L, "lm.render")
 	template(&out, b.String(), vars)
 	L.Push(lua.LString(out.String()))

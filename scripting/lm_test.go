@@ -245,3 +245,28 @@ end`, relaxed)
 		t.Errorf("reply: %q %v, want %q", a.Reason, err, want)
 	}
 }
+
+// TestSpintaxLinear: spintax and templates on pathological inputs of a
+// megabyte finish quickly (a quadratic scan here would not be interruptible).
+func TestSpintaxLinear(t *testing.T) {
+	for _, expr := range []string{
+		`lm.spintax(string.rep("{{", 4e5))`,
+		`lm.spintax(string.rep("{", 9e5))`,
+		`lm.spintax(string.rep("{{a}", 2e5))`,
+		`lm.spintax(string.rep("{a|", 3e5))`,
+		`lm.spintax(string.rep("{a|b}", 2e5))`,
+		`lm.render(string.rep("{{x}", 2e5), {x = "y"})`,
+		`lm.template(string.rep("{{", 4e5) .. "}}", {})`,
+		`#lm.split(string.rep(",", 1e5))`,
+	} {
+		s := mustCompile(t, "function personalize(e) local r = "+expr+" return 'len ' .. #tostring(r) end", relaxed)
+		start := time.Now()
+		_, err := personalize(t, s, envio("1"))
+		if took := time.Since(start); took > failFast {
+			t.Errorf("%s took %v", expr, took)
+		}
+		if err != nil && !errors.Is(err, scripting.ErrLimit) {
+			t.Errorf("%s: %v", expr, err)
+		}
+	}
+}

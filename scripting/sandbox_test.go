@@ -346,3 +346,18 @@ end`
 		}
 	}
 }
+
+func TestInputTooLarge(t *testing.T) {
+	s := mustCompile(t, "function personalize(e) return e.nombre:upper() end function on_reply(m) end", scripting.Limits{MaxString: 1 << 10})
+	e := envio("1")
+	e.Variables = map[string]string{"big": strings.Repeat("x", 2000)}
+	if _, err := s.Personalize(context.Background(), e); !errors.Is(err, scripting.ErrLimit) {
+		t.Errorf("personalize: err = %v, want ErrLimit", err)
+	}
+	if _, err := s.OnReply(context.Background(), scripting.Reply{Texto: strings.Repeat("x", 2000)}); !errors.Is(err, scripting.ErrLimit) {
+		t.Errorf("on_reply: err = %v, want ErrLimit", err)
+	}
+	if m := s.Metrics().Hooks["personalize"]; m.Calls != 1 || m.Limit != 1 {
+		t.Errorf("metrics %+v", m)
+	}
+}

@@ -247,6 +247,13 @@ func nowOr(t time.Time) time.Time {
 // than MaxText), a plain Lua error (Cause nil), or ctx's error.
 func (s *Script) Personalize(ctx context.Context, e Envio) (Result, error) {
 	var res Result
+	size := len(e.ID) + len(e.Telefono) + len(e.Nombre) + len(e.Campana) + len(e.Plantilla) + len(e.TimeZone)
+	for k, v := range e.Variables {
+		size += len(k) + len(v)
+	}
+	if err := s.checkInput(HookPersonalize, size); err != nil {
+		return res, err
+	}
 	in := callInput{now: nowOr(e.Now), zone: e.TimeZone}
 	in.seed1, in.seed2 = seedOf("envio", e.Campana, e.ID, e.Telefono)
 	in.check = func(st *state) { st.checkEnvio(e) }
@@ -290,6 +297,10 @@ func (s *Script) Throttle(ctx context.Context, st Stats) (ThrottleDecision, erro
 // Personalize.
 func (s *Script) OnReply(ctx context.Context, r Reply) (ReplyAction, error) {
 	var act ReplyAction
+	size := len(r.Telefono) + len(r.Nombre) + len(r.Texto) + len(r.Campana) + len(r.EnvioID) + len(r.TimeZone)
+	if err := s.checkInput(HookOnReply, size); err != nil {
+		return act, err
+	}
 	in := callInput{now: nowOr(r.Now), zone: r.TimeZone}
 	in.seed1, in.seed2 = seedOf("reply", r.Campana, r.Telefono, r.Texto)
 	err := s.run(ctx, HookOnReply, in, func(L *lua.LState) lua.LValue {
@@ -307,6 +318,21 @@ func (s *Script) OnReply(ctx context.Context, r Reply) (ReplyAction, error) {
 		return err
 	})
 	return act, err
+}
+
+// checkInput refuses inputs larger than MaxString: builtins such as
+// string.upper work on a whole string at once, uninterruptibly, so no string
+// a script sees may be larger than what it could build itself.
+func (s *Script) checkInput(hook string, size int) error {
+	if size <= s.lim.MaxString {
+		return nil
+	}
+	c := s.stats[hook]
+	c.calls.Add(1)
+	err := &RuntimeError{Script: s.name, Hook: hook, Cause: ErrLimit,
+		Msg: fmt.Sprintf("input of %d bytes, limit %d", size, s.lim.MaxString)}
+	s.count(c, err)
+	return err
 }
 
 // run is the one call path. push builds the hook's argument; read validates
