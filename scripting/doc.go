@@ -15,6 +15,11 @@
 // print, os, io, debug, package and coroutine do not exist. Whatever a script
 // needs across calls comes in through its inputs.
 //
+// Two allocations-savers keep that promise by checking, not trusting: a
+// pooled state reuses the previous call's global environment only after
+// emptying it and finding it empty, and reuses the envío table only when
+// it holds exactly the keys and values it was given, with no metatable.
+//
 // # Limits
 //
 // Every call runs under Limits (DefaultLimits unless CompileWith says

@@ -361,3 +361,22 @@ func TestInputTooLarge(t *testing.T) {
 		t.Errorf("metrics %+v", m)
 	}
 }
+
+func TestSortBound(t *testing.T) {
+	s := mustCompile(t, `function personalize(e)
+  local n = tonumber(e.variables.n)
+  local t = {}
+  for i = 1, n do t[i] = tostring(n - i) end
+  table.sort(t)
+  return t[1]
+end`, relaxed)
+	e := envio("1")
+	e.Variables = map[string]string{"n": "16384"}
+	if r, err := personalize(t, s, e); err != nil || r.Text != "0" {
+		t.Errorf("sorting 16384: %+v %v", r, err)
+	}
+	e.Variables = map[string]string{"n": "16385"}
+	if _, err := personalize(t, s, e); !errors.Is(err, scripting.ErrLimit) {
+		t.Errorf("sorting 16385: err = %v, want ErrLimit", err)
+	}
+}

@@ -15,7 +15,7 @@ import (
 // Limits.MaxString or run past the deadline by more than a few microseconds.
 const (
 	maxResults    = 8000     // values unpack/string.byte may push (Lua 5.1's LUAI_MAXCSTACK)
-	maxSort       = 1 << 17  // elements table.sort accepts (its comparisons are not interruptible)
+	maxSort       = 1 << 14  // elements table.sort accepts (with the default comparison it is not interruptible)
 	patternBudget = 50 << 20 // matcher steps per builtin call, a backstop behind the deadline
 )
 
