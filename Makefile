@@ -4,10 +4,15 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 FUZZTIME ?= 10s
 
-.PHONY: build test vet fmt-check bench fuzz clean
+.PHONY: build demo test vet fmt-check bench fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o leadmaster .
+
+# The appliance on its built-in WhatsApp simulator, a demo cliente and the
+# example campaign; prints the page's URL with a login link.
+demo:
+	$(GO) run . demo
 
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout 20m ./...

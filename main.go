@@ -58,7 +58,8 @@ type commonFlags struct {
 }
 
 var commands = []command{
-	{"serve", "run the appliance: open the data file and serve until SIGTERM", "", setupServe},
+	{"serve", "run the appliance: WhatsApp sessions, the send engine and the admin page, until SIGTERM", "", setupServe},
+	{"demo", "run the appliance on a built-in WhatsApp simulator with a demo cliente and campaign", "", setupDemo},
 	{"import", "import envíos into a campaign from a CSV or JSON file", "FILE", setupImport},
 	{"journal", "verify the journal's hash chain and replay, or export it", "verify|export", setupJournal},
 	{"version", "print the version", "", setupVersion},
@@ -227,16 +228,29 @@ func setupVersion(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 }
 
 func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
+	listen := fs.String("listen", "127.0.0.1:8080", "admin page and API address (keep it on loopback, or put TLS in front)")
+	adminToken := fs.String("admin-token", "", "admin token (better from the environment, LEADMASTER_ADMIN_TOKEN); empty: generated at the first start and logged once")
+	numberCheck := fs.Bool("number-check", true, "check that a phone is on WhatsApp before its first message (cached, batched)")
+	sendTimeout := fs.Duration("send-timeout", 30*time.Second, "longest wait for WhatsApp's ack of one message")
+	wasimAddr := fs.String("wasim", "", "talk to a standalone WhatsApp simulator at this address instead of WhatsApp (tests)")
 	return func(ctx context.Context, env *cmdEnv) error {
 		db, err := env.open(false)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		env.log.Info("leadmaster serving", "version", version, "data", db.Path())
-		<-ctx.Done()
-		env.log.Info("stopping")
-		return nil
+		cfg := applianceConfig{listen: *listen, adminToken: *adminToken, numberCheck: *numberCheck, sendTimeout: *sendTimeout}
+		if *wasimAddr != "" {
+			cfg.configure = wasimConfigure(*wasimAddr)
+		}
+		app, err := openAppliance(db, env, cfg)
+		if err != nil {
+			return err
+		}
+		env.log.Info("leadmaster serving", "version", version, "data", db.Path(), "addr", app.ln.Addr().String())
+		err = app.run(ctx)
+		env.log.Info("stopped")
+		return err
 	}
 }
 

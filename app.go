@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.mau.fi/whatsmeow"
+
+	"leadmaster/admin"
+	"leadmaster/assets"
+	"leadmaster/engine"
+	"leadmaster/engine/wa"
+	"leadmaster/kv"
+	"leadmaster/wasim"
+)
+
+// appliance is the running product: the data file, the WhatsApp sessions,
+// the send engine and the admin API.
+type appliance struct {
+	db       *kv.DB
+	sessions *wa.Manager
+	engine   *engine.Engine
+	admin    *admin.Server
+	ln       net.Listener
+}
+
+// applianceConfig is what serve and demo set.
+type applianceConfig struct {
+	listen      string
+	adminToken  string
+	numberCheck bool
+	sendTimeout time.Duration
+	// configure points whatsmeow at a simulator (demo, tests); nil means
+	// the real WhatsApp.
+	configure func(*whatsmeow.Client)
+	demoScan  func(ctx context.Context, cliente string) error
+	engineCfg func(*engine.Config)
+}
+
+// lazyInbound lets the session manager be built before the engine that
+// receives its events.
+type lazyInbound struct {
+	mu sync.RWMutex
+	e  engine.Inbound
+}
+
+func (l *lazyInbound) set(e engine.Inbound) { l.mu.Lock(); l.e = e; l.mu.Unlock() }
+func (l *lazyInbound) get() engine.Inbound {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.e
+}
+func (l *lazyInbound) SessionChanged(ev engine.SessionEvent) {
+	if e := l.get(); e != nil {
+		e.SessionChanged(ev)
+	}
+}
+func (l *lazyInbound) Receipt(r engine.Receipt) {
+	if e := l.get(); e != nil {
+		e.Receipt(r)
+	}
+}
+func (l *lazyInbound) Reply(r engine.Reply) {
+	if e := l.get(); e != nil {
+		e.Reply(r)
+	}
+}
+
+// openAppliance wires the parts on an open data file and binds the admin
+// listener (so a caller knows the address before Run).
+func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, error) {
+	inbound := &lazyInbound{}
+	mgr, err := wa.NewManager(db, inbound, wa.Options{Logger: env.log, Configure: cfg.configure})
+	if err != nil {
+		return nil, err
+	}
+	hooks := &scriptHooks{}
+	ecfg := engine.Config{Logger: env.log, NumberCheck: cfg.numberCheck, SendTimeout: cfg.sendTimeout, HooksFor: hooks.hooksFor}
+	if cfg.engineCfg != nil {
+		cfg.engineCfg(&ecfg)
+	}
+	eng := engine.New(db, mgr, ecfg)
+	inbound.set(eng)
+	srv, err := admin.New(admin.Options{
+		Engine: eng, Data: db, Sessions: mgr, UI: assets.FS, Logger: env.log,
+		AdminToken: cfg.adminToken, DemoScan: cfg.demoScan,
+	})
+	if err != nil {
+		mgr.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		srv.Close()
+		mgr.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.listen, err)
+	}
+	return &appliance{db: db, sessions: mgr, engine: eng, admin: srv, ln: ln}, nil
+}
+
+// run serves until ctx ends, then stops in order: the admin API (no new
+// commands), the engine (in-flight sends end and commit), the sessions.
+func (a *appliance) run(ctx context.Context) error {
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- a.engine.Run(engineCtx) }()
+	if err := a.sessions.StartAll(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		stopEngine()
+		<-engineDone
+		a.sessions.Close()
+		return fmt.Errorf("start sessions: %w", err)
+	}
+	adminErr := a.admin.Serve(ctx, a.ln)
+	stopEngine()
+	engineErr := <-engineDone
+	sessErr := a.sessions.Close()
+	return errors.Join(adminErr, engineErr, sessErr)
+}
+
+// wasimConfigure points whatsmeow clients at a standalone simulator.
+func wasimConfigure(addr string) func(*whatsmeow.Client) {
+	hc := wasim.HTTPClient(addr)
+	root := wasim.RootPublicKey()
+	return func(cli *whatsmeow.Client) { wasim.ConfigureClient(cli, hc, root) }
+}
