@@ -177,6 +177,11 @@ func (l *captureLog) count(s string) int {
 // readErr is the one line any server-side close makes the client log.
 const readErr = "Error reading from websocket"
 
+// closeErr is what whatsmeow logs (WARN) when Disconnect() finds the socket already closed by
+// the server but not yet noticed by its reader. After a logout no client event marks the
+// moment the reader notices, so tests that disconnect then accept this line.
+const closeErr = "Error sending close to websocket"
+
 // testClient is a real, unmodified whatsmeow client on a sqlstore (pure-Go SQLite) in a temp
 // dir, pointed at a simulator, with its events recorded in order.
 type testClient struct {
@@ -411,4 +416,42 @@ func copyFile(t testing.TB, from, to string) {
 	if err := os.WriteFile(to, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitCount waits until at least n events of type T have been recorded in total.
+func waitCount[T any](tc *testClient, n int) {
+	tc.t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	for {
+		tc.mu.Lock()
+		got := 0
+		for _, e := range tc.evs {
+			if _, ok := e.(T); ok {
+				got++
+			}
+		}
+		changed := tc.changed
+		tc.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			var zero T
+			tc.t.Fatalf("timed out waiting for %d %s events (have %d)", n, reflect.TypeOf(zero), got)
+		}
+	}
+}
+
+// countSim counts the simulator's events of kind k for jid after seq.
+func countSim(sim *wasim.Server, after uint64, k wasim.EventKind, jid string) int {
+	n := 0
+	for _, e := range sim.Events(after) {
+		if wasim.Is(k, jid)(e) {
+			n++
+		}
+	}
+	return n
 }

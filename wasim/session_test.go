@@ -68,7 +68,7 @@ func TestLogout(t *testing.T) {
 			t.Errorf("client emitted %d Disconnected events after logout, want 0 (no reconnect)", n)
 		}
 		tc.close()
-		tc.assertCleanLog(readErr)
+		tc.assertCleanLog(readErr, closeErr)
 		if n := tc.log.count(readErr); n > 1 {
 			t.Errorf("%d read errors, want at most 1", n)
 		}
@@ -104,7 +104,7 @@ func TestLogout(t *testing.T) {
 		waitSim(t, sim, seq, wasim.EventConnClosed, jid2.String())
 		tc3.assertNoDevice()
 		tc3.close()
-		tc3.assertCleanLog(readErr)
+		tc3.assertCleanLog(readErr, closeErr)
 	})
 	if accs := sim.Accounts(); len(accs) != 1 || len(accs[0].Devices) != 0 {
 		t.Errorf("accounts after logouts = %+v, want the account with no devices", accs)
