@@ -175,27 +175,34 @@ func tokenOf(c *fiber.Ctx) string {
 
 // authenticate requires a valid token on every /api route.
 func (s *Server) authenticate(c *fiber.Ctx) error {
-	if c.Path() == "/api/openapi.json" {
-		return c.Next()
+	p, err := s.checkToken(c)
+	if err != nil {
+		return err
 	}
+	c.Locals(localPrincipal, p)
+	return c.Next()
+}
+
+// checkToken resolves the caller's token, counting failures per address
+// and refusing a locked-out address before looking at its token.
+func (s *Server) checkToken(c *fiber.Ctx) (*principal, error) {
 	addr := c.IP()
 	if until, ok := s.auth.locked(addr); ok {
 		c.Set(fiber.HeaderRetryAfter, fmt.Sprint(int(until.Sub(s.opts.Now()).Seconds())+1))
-		return errorf(fiber.StatusTooManyRequests, "locked_out", "too many bad tokens from this address; try again later")
+		return nil, errorf(fiber.StatusTooManyRequests, "locked_out", "too many bad tokens from this address; try again later")
 	}
 	p, err := s.auth.resolve(c.UserContext(), tokenOf(c))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if p == nil {
 		s.auth.failed(addr)
 		s.met.authFailures.Inc()
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="leadmaster"`)
-		return errorf(fiber.StatusUnauthorized, "unauthorized", "missing or invalid token (Authorization: Bearer <token>, or ?token=)")
+		return nil, errorf(fiber.StatusUnauthorized, "unauthorized", "missing or invalid token (Authorization: Bearer <token>, or ?token=)")
 	}
 	s.auth.succeeded(addr)
-	c.Locals(localPrincipal, p)
-	return c.Next()
+	return p, nil
 }
 
 // authMetrics guards /metrics with the admin token unless PublicMetrics.
@@ -203,7 +210,12 @@ func (s *Server) authMetrics(c *fiber.Ctx) error {
 	if s.opts.PublicMetrics {
 		return c.Next()
 	}
-	return s.authenticate(c)
+	p, err := s.checkToken(c)
+	if err != nil {
+		return err
+	}
+	c.Locals(localPrincipal, p)
+	return adminOnly(c)
 }
 
 // adminOnly refuses cliente keys.

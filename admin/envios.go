@@ -30,6 +30,7 @@ type job struct {
 	Campaign string
 	bytes    atomic.Int64
 	rows     atomic.Int64
+	done     chan struct{} // closed when the job has finished
 
 	mu     sync.Mutex
 	state  string
@@ -144,11 +145,12 @@ func (s *Server) handleUploadEnvios(c *fiber.Ctx) error {
 	}
 	id := make([]byte, 8)
 	rand.Read(id)
-	j := &job{ID: hex.EncodeToString(id), Cliente: camp.Cliente, Campaign: camp.ID, state: jobRunning}
+	j := &job{ID: hex.EncodeToString(id), Cliente: camp.Cliente, Campaign: camp.ID, state: jobRunning, done: make(chan struct{})}
 	s.jobs.add(j, int64(len(body)))
 	started := s.goTracked(func() {
 		s.met.importsRunning.Inc()
 		defer s.met.importsRunning.Dec()
+		defer close(j.done)
 		rep, err := s.data.ImportFile(s.ctx, camp.ID, format, bytes.NewReader(body), func(b int64, rows int) {
 			j.bytes.Store(b)
 			j.rows.Store(int64(rows))
@@ -170,6 +172,7 @@ func (s *Server) handleUploadEnvios(c *fiber.Ctx) error {
 		}
 	})
 	if !started {
+		close(j.done)
 		return errorf(fiber.StatusServiceUnavailable, "unavailable", "the server is shutting down")
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"job": j.ID})

@@ -94,7 +94,7 @@ type Options struct {
 	// LockoutAfter bad tokens from one address lock it out for
 	// LockoutBase, doubling per further failure up to LockoutMax
 	// (defaults 5, 1s, 5m).
-	LockoutAfter           int
+	LockoutAfter            int
 	LockoutBase, LockoutMax time.Duration
 	// PublicMetrics serves /metrics without a token (for a scraper on a
 	// private network). Default: admin token required.
@@ -154,7 +154,7 @@ type Server struct {
 
 	ctx    context.Context // ends at Close: import jobs and streams stop
 	cancel context.CancelFunc
-	mu     sync.Mutex     // guards closed and wg.Add
+	mu     sync.Mutex // guards closed and wg.Add
 	closed bool
 	wg     sync.WaitGroup // import jobs and SSE streams
 }
