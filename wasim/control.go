@@ -26,6 +26,13 @@ import (
 //	POST /sim/stream-error {"jid":"…","code":"503","conflict":""}  (StreamError)
 //	POST /sim/drop      {"jid":"…"}                                (Drop)
 //	POST /sim/refuse    {"for":"5s"}                               (RefuseConnections)
+//	GET  /sim/ledger                           []LedgerEntry, in order of first arrival (Ledger)
+//	POST /sim/faults    {"phone":"…","faults":Faults}              (SetFaults; "" for all)
+//	POST /sim/chaos     Chaos, or null to turn it off              (SetChaos)
+//	POST /sim/behavior  {"phone":"…","behavior":Behavior}          (SetBehavior; "" for all)
+//	POST /sim/registered {"phone":"…","registered":false}          (SetRegistered)
+//
+// Durations inside Faults, Chaos and Behavior are JSON numbers of nanoseconds (time.Duration).
 func (s *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /sim/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /sim/accounts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Accounts()) })
@@ -36,6 +43,11 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /sim/stream-error", s.handleStreamError)
 	mux.HandleFunc("POST /sim/drop", s.handleDrop)
 	mux.HandleFunc("POST /sim/refuse", s.handleRefuse)
+	mux.HandleFunc("GET /sim/ledger", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Ledger()) })
+	mux.HandleFunc("POST /sim/faults", s.handleFaults)
+	mux.HandleFunc("POST /sim/chaos", s.handleChaos)
+	mux.HandleFunc("POST /sim/behavior", s.handleBehavior)
+	mux.HandleFunc("POST /sim/registered", s.handleRegistered)
 }
 
 // pairTimeout bounds a pairing started through the control API.
@@ -205,4 +217,71 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// decodeBody decodes a JSON control body into v (400 on bad JSON).
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad JSON body: %w", err))
+		return false
+	}
+	return true
+}
+
+// handleFaults handles "POST /sim/faults".
+func (s *Server) handleFaults(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone  string `json:"phone"`
+		Faults Faults `json:"faults"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.SetFaults(req.Phone, req.Faults)
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleChaos handles "POST /sim/chaos" (a Chaos, or null to turn chaos mode off).
+func (s *Server) handleChaos(w http.ResponseWriter, r *http.Request) {
+	var c *Chaos
+	if !decodeBody(w, r, &c) {
+		return
+	}
+	if c != nil && (c.DropRate < 0 || c.ErrorRate < 0 || c.NoAckRate < 0 || c.SlowRate < 0 ||
+		c.DropRate+c.ErrorRate+c.NoAckRate+c.SlowRate > 1) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("chaos rates must be >= 0 and sum to at most 1"))
+		return
+	}
+	s.SetChaos(c)
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleBehavior handles "POST /sim/behavior".
+func (s *Server) handleBehavior(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone    string   `json:"phone"`
+		Behavior Behavior `json:"behavior"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.SetBehavior(req.Phone, req.Behavior)
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleRegistered handles "POST /sim/registered".
+func (s *Server) handleRegistered(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone      string `json:"phone"`
+		Registered *bool  `json:"registered"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if digits(req.Phone) == "" || req.Registered == nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf(`want {"phone":"…","registered":true|false}`))
+		return
+	}
+	s.SetRegistered(req.Phone, *req.Registered)
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
