@@ -3,6 +3,7 @@ package scripting
 import (
 	"fmt"
 
+	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/ast"
 )
 
@@ -208,4 +209,37 @@ func (r *rewriter) concat(x *ast.StringConcatOpExpr, depth int) ast.Expr {
 	call.SetLine(x.Line())
 	call.SetLastLine(x.LastLine())
 	return call
+}
+
+// constantTopLevel reports whether running the main chunk of proto can only
+// define functions and constants: its instructions load constants, make
+// closures and set globals (no call, no table, no global read), and no
+// function anywhere assigns an upvalue. Then the top level yields the same
+// environment on every run and the locals the hooks capture can never
+// change, so a state may run it once and, after each call, only restore the
+// globals (state.restoreKept) instead of running it again.
+func constantTopLevel(proto *lua.FunctionProto) bool {
+	for _, inst := range proto.Code {
+		switch int(inst >> 26) {
+		case lua.OP_MOVE, lua.OP_MOVEN, lua.OP_LOADK, lua.OP_LOADBOOL, lua.OP_LOADNIL,
+			lua.OP_CLOSURE, lua.OP_SETGLOBAL, lua.OP_RETURN, lua.OP_VARARG, lua.OP_CLOSE, lua.OP_NOP:
+		default:
+			return false
+		}
+	}
+	return !assignsUpvalue(proto)
+}
+
+func assignsUpvalue(p *lua.FunctionProto) bool {
+	for _, inst := range p.Code {
+		if int(inst>>26) == lua.OP_SETUPVAL {
+			return true
+		}
+	}
+	for _, child := range p.FunctionPrototypes {
+		if assignsUpvalue(child) {
+			return true
+		}
+	}
+	return false
 }

@@ -153,26 +153,32 @@ func buildLibrary() *library {
 	}
 }
 
-// runHook(chunk, cat, hook, arg) runs the script's top level, then the
-// global function named hook with arg, and returns its result: one
-// protected call per hook call instead of two. A missing hook is reported
-// through the state (noHook), not as a Lua error.
+// runHook(chunk, env, cat, hook, arg) runs the script's top level (unless
+// chunk is nil: see state.kept), then the global function named hook with
+// arg, and returns its result: one protected call per hook call instead of
+// two. A missing hook is reported through the state (noHook), not as a Lua
+// error.
 func runHook(L *lua.LState) int {
-	chunk := L.Get(1).(*lua.LFunction)
-	L.Push(chunk)
-	L.Push(L.Get(2))
-	L.Call(1, 0)
-	name := string(L.Get(3).(lua.LString))
+	env := L.Get(2).(*lua.LTable)
+	if chunk, ok := L.Get(1).(*lua.LFunction); ok {
+		L.Push(chunk)
+		L.Push(L.Get(3))
+		L.Call(1, 0)
+		if st := stateOf(L); st.keepable {
+			st.keep(env)
+		}
+	}
+	name := string(L.Get(4).(lua.LString))
 	if name == hookMain {
 		return 0
 	}
-	h, ok := chunk.Env.RawGetString(name).(*lua.LFunction)
+	h, ok := env.RawGetString(name).(*lua.LFunction)
 	if !ok {
 		stateOf(L).noHook = true
 		return 0
 	}
 	L.Push(h)
-	L.Push(L.Get(4))
+	L.Push(L.Get(5))
 	L.Call(1, 1)
 	return 1
 }

@@ -380,3 +380,51 @@ end`, relaxed)
 		t.Errorf("sorting 16385: err = %v, want ErrLimit", err)
 	}
 }
+
+// TestIsolation_ConstantTopLevelKept: a script whose top level only defines
+// functions and constants runs it once per state; after every call the
+// environment is put back exactly. Whatever a call does to its globals, the
+// next one sees the pristine set.
+func TestIsolation_ConstantTopLevelKept(t *testing.T) {
+	src := `
+local PREFIX = "p"
+local function helper() return PREFIX end
+function shared() return "s" end
+function personalize(e)
+  local names = {}
+  for k, v in pairs(_G) do names[#names + 1] = tostring(k) .. ":" .. type(v) end
+  table.sort(names)
+  local result = table.concat(names, ",") .. "|" .. helper() .. shared()
+  local mode = e.variables.mode
+  if mode == "add" then newglobal = {1} end
+  if mode == "many" then for i = 1, 200 do _G["g" .. e.id .. i] = i end end
+  if mode == "self" then personalize = function() return "hijacked" end end
+  if mode == "helper" then shared = function() return "hijacked" end end
+  if mode == "G" then _G = nil end
+  if mode == "delete" then shared = nil end
+  if mode == "arr" then _G[1] = true end
+  if mode == "fail" then error("boom") end
+  return result
+end`
+	s := mustCompile(t, src, scripting.Limits{Timeout: 30 * time.Second, PoolSize: 1})
+	want := "_G:table,personalize:function,shared:function|ps"
+	for i, mode := range []string{"none", "add", "many", "self", "helper", "G", "delete", "arr", "fail", "many", "none"} {
+		e := envio(fmt.Sprint("e", i))
+		e.Variables = map[string]string{"mode": mode}
+		r, err := s.Personalize(context.Background(), e)
+		if mode == "fail" {
+			if err == nil {
+				t.Fatal("mode fail: no error")
+			}
+		} else if err != nil || r.Text != want {
+			t.Fatalf("mode %s: %q %v, want %q", mode, r.Text, err, want)
+		}
+		e.Variables = map[string]string{"mode": "none"}
+		if got := mustText(t, s, e); got != want {
+			t.Fatalf("after mode %s the next call saw %q, want %q", mode, got, want)
+		}
+	}
+	if m := s.Metrics(); m.StatesCreated > 3 {
+		t.Errorf("states created %d: the kept environment should survive most calls", m.StatesCreated)
+	}
+}

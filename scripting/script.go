@@ -30,6 +30,9 @@ type Script struct {
 	lib     *library
 	pool    *pool
 	fresh   bool // tests and benchmarks: a new state per call, no pool
+	// constTop: the top level only defines functions and constants (see
+	// constantTopLevel), so a state runs it once and keeps the result.
+	constTop bool
 
 	stats   map[string]*hookCounters
 	created atomic.Int64
@@ -95,6 +98,7 @@ func CompileWith(name, source string, lim Limits) (s *Script, err error) {
 		s.stats[h] = &hookCounters{}
 	}
 	s.pool = newPool(&s.lim, s.lib)
+	s.constTop = constantTopLevel(proto)
 
 	err = s.run(context.Background(), hookMain, callInput{now: time.Now()}, nil, func(env *lua.LTable) error {
 		// runs before the environment is recycled
@@ -367,21 +371,30 @@ func (s *Script) run(ctx context.Context, hook string, in callInput, push func(*
 
 	L := st.L
 	st.begin(ctx, s.lim.Timeout)
-	env := st.takeEnv(s.lib)
-	fn := L.NewFunctionFromProto(s.proto)
-	fn.Env = env
+	var env *lua.LTable
+	var chunk lua.LValue = lua.LNil
+	if st.kept != nil {
+		env = st.kept // a constant top level already ran on this state
+	} else {
+		env = st.takeEnv(s.lib)
+		fn := L.NewFunctionFromProto(s.proto)
+		fn.Env = env
+		chunk = fn
+		st.keepable = s.constTop
+	}
 	var arg lua.LValue = lua.LNil
 	if push != nil {
 		arg = push(L)
 	}
 	// One protected call runs the top level and then the hook (see runHook).
 	L.Push(s.lib.runHook)
-	L.Push(fn)
+	L.Push(chunk)
+	L.Push(env)
 	L.Push(s.lib.cat)
 	L.Push(lua.LString(hook))
 	L.Push(arg)
 	st.noHook = false
-	lerr := L.PCall(4, 1, nil)
+	lerr := L.PCall(5, 1, nil)
 	var ret lua.LValue = lua.LNil
 	if lerr == nil {
 		ret = L.Get(-1)
@@ -416,7 +429,11 @@ func (s *Script) run(ctx context.Context, hook string, in callInput, push func(*
 	if in.check != nil {
 		in.check(st)
 	}
-	st.recycleEnv(env)
+	if st.kept != nil {
+		st.restoreKept()
+	} else {
+		st.recycleEnv(env)
+	}
 	s.pool.put(st)
 	return outErr
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,7 +55,87 @@ type state struct {
 	varsN         int    // keys of varsT
 	varsLast      string // the key inserted last into varsT
 
-	env *lua.LTable // an emptied global environment for the next call
+	env      *lua.LTable // an emptied global environment for the next call
+	envDirty int         // names cleared from env (or kept) since it was made
+
+	// A constant top level (Script.constTop) runs once per state: kept is
+	// the environment it produced and keptVals what it held right after the
+	// top level ran; restoreKept puts it back after every call.
+	keepable bool
+	kept     *lua.LTable
+	keptVals []keptGlobal
+}
+
+type keptGlobal struct {
+	name  string
+	value lua.LValue
+}
+
+// keep records env right after a constant top level ran in it.
+func (st *state) keep(env *lua.LTable) {
+	st.keepable = false
+	if env.Len() != 0 {
+		return
+	}
+	var vals []keptGlobal
+	for k, v := env.Next(lua.LNil); k != lua.LNil; k, v = env.Next(k) {
+		ks, ok := k.(lua.LString)
+		if !ok || len(vals) == maxEnvKeys {
+			return
+		}
+		vals = append(vals, keptGlobal{string(ks), v})
+	}
+	st.kept, st.keptVals, st.envDirty = env, vals, 0
+}
+
+// restoreKept puts the kept environment back as the top level left it:
+// globals the call added are removed, changed ones restored. If that cannot
+// be done exactly, the state forgets it and the next call runs the top
+// level again in a new environment.
+func (st *state) restoreKept() {
+	env := st.kept
+	st.kept = nil
+	if env.Len() != 0 {
+		return
+	}
+	var extra [maxEnvKeys]string
+	n, seen := 0, 0
+	for k, _ := env.Next(lua.LNil); k != lua.LNil; k, _ = env.Next(k) {
+		ks, ok := k.(lua.LString)
+		if !ok {
+			return
+		}
+		if !slices.ContainsFunc(st.keptVals, func(g keptGlobal) bool { return g.name == string(ks) }) {
+			if n == maxEnvKeys {
+				return
+			}
+			extra[n] = string(ks)
+			n++
+		}
+		if seen++; seen > 2*maxEnvKeys {
+			return
+		}
+	}
+	if st.envDirty += n; st.envDirty > 4*maxEnvKeys {
+		st.envDirty = 0
+		return
+	}
+	for _, name := range extra[:n] {
+		env.RawSetString(name, lua.LNil)
+	}
+	for _, g := range st.keptVals {
+		if env.RawGetString(g.name) != g.value {
+			env.RawSetString(g.name, g.value)
+		}
+	}
+	count := 0
+	for k, _ := env.Next(lua.LNil); k != lua.LNil; k, _ = env.Next(k) {
+		count++
+	}
+	if count != len(st.keptVals) {
+		return
+	}
+	st.kept = env
 }
 
 // maxEnvKeys bounds the keys an environment may have had to be reused:
@@ -68,6 +149,7 @@ func (st *state) takeEnv(lib *library) *lua.LTable {
 	env := st.env
 	st.env = nil
 	if env == nil {
+		st.envDirty = 0
 		return lib.newEnv(st.L)
 	}
 	return env
@@ -90,6 +172,12 @@ func (st *state) recycleEnv(env *lua.LTable) {
 		}
 		names[n] = string(ks)
 		n++
+	}
+	// gopher-lua never forgets a key, even set to nil: bound what the
+	// reused environment accumulates over calls.
+	if st.envDirty += n; st.envDirty > 4*maxEnvKeys {
+		st.envDirty = 0
+		return
 	}
 	for _, name := range names[:n] {
 		env.RawSetString(name, lua.LNil)

@@ -1,0 +1,41 @@
+package scripting
+
+import (
+	"os"
+	"testing"
+)
+
+func TestConstantTopLevel(t *testing.T) {
+	for src, want := range map[string]bool{
+		"function personalize(e) return 'x' end":                                            true,
+		"local function g(h) return h end\nfunction personalize(e) return g('x') end":       true,
+		"local A, B = 'a', 2\nlocal C\nfunction personalize(e) return A .. B end":           true,
+		"local T = {}\nfunction personalize(e) return 'x' end":                              false, // a table: hooks could change it
+		"local n = 0\nfunction personalize(e) n = n + 1 return 'x' end":                     false, // assigns an upvalue
+		"function personalize(e) local n = 0 local f = function() n = 1 end return 'x' end": false,
+		"local r = lm.render\nfunction personalize(e) return 'x' end":                       false, // reads a global
+		"local x = math.random()\nfunction personalize(e) return 'x' end":                   false, // calls
+		"if x then end\nfunction personalize(e) return 'x' end":                             false,
+	} {
+		proto, err := compileProto("t.lua", src, 1<<20, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := constantTopLevel(proto); got != want {
+			t.Errorf("constantTopLevel(%q) = %v, want %v", src, got, want)
+		}
+	}
+	for name, want := range map[string]bool{"personalize.lua": true, "throttle.lua": true, "optout.lua": false, "campaign.lua": false} {
+		src, err := os.ReadFile("../examples/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := CompileWith(name, string(src), Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.constTop != want {
+			t.Errorf("%s: constTop = %v, want %v", name, s.constTop, want)
+		}
+	}
+}
