@@ -15,7 +15,10 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-const maxSpinDepth = 20
+const (
+	maxSpinDepth   = 20
+	maxSpinScratch = 64 << 10 // longest text whose spintax scratch space a state keeps
+)
 
 // newLM builds the helper module `lm`. Every function reads the call's inputs
 // (seeded generator, clock, time zone) from the state running it, so the same
@@ -113,8 +116,22 @@ func newSpinner(st *state, b *builder, s string) *spinner {
 	if strings.IndexByte(s, '{') < 0 {
 		return sp
 	}
-	sp.mark = make([]int32, len(s))
-	var stack []int32
+	// scratch space kept by the state between calls (not for huge inputs)
+	if cap(st.spinMark) >= len(s) {
+		sp.mark = st.spinMark[:len(s)]
+		clear(sp.mark)
+	} else {
+		sp.mark = make([]int32, len(s))
+		if len(s) <= maxSpinScratch {
+			st.spinMark = sp.mark
+		}
+	}
+	stack := st.spinStack[:0]
+	defer func() {
+		if cap(stack) <= maxSpinScratch {
+			st.spinStack = stack[:0]
+		}
+	}()
 	closeAt := -2 // next "}}" at or after the current position; -1: none left
 	for k := 0; k < len(s); k++ {
 		switch s[k] {

@@ -47,7 +47,9 @@ type state struct {
 	zone     string
 	loc      *time.Location
 	limitMsg string // message of the last limit error raised by a builtin
-	noHook   bool   // runHook found no such hook
+	// scratch space of lm.spintax, reused between calls
+	spinMark, spinStack []int32
+	noHook              bool // runHook found no such hook
 
 	// The envío table and its variables, reused by the next call on this
 	// state when checkEnvio finds them exactly as envioTable built them.
