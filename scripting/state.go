@@ -101,22 +101,30 @@ func (st *state) restoreKept() {
 		return
 	}
 	var extra [maxEnvKeys]string
-	n, seen := 0, 0
-	for k, _ := env.Next(lua.LNil); k != lua.LNil; k, _ = env.Next(k) {
+	n, seen, same := 0, 0, 0
+	for k, v := env.Next(lua.LNil); k != lua.LNil; k, v = env.Next(k) {
 		ks, ok := k.(lua.LString)
 		if !ok {
 			return
 		}
-		if !slices.ContainsFunc(st.keptVals, func(g keptGlobal) bool { return g.name == string(ks) }) {
+		i := slices.IndexFunc(st.keptVals, func(g keptGlobal) bool { return g.name == string(ks) })
+		switch {
+		case i < 0:
 			if n == maxEnvKeys {
 				return
 			}
 			extra[n] = string(ks)
 			n++
+		case st.keptVals[i].value == v:
+			same++
 		}
 		if seen++; seen > 2*maxEnvKeys {
 			return
 		}
+	}
+	if n == 0 && same == len(st.keptVals) {
+		st.kept = env // untouched: the usual case
+		return
 	}
 	if st.envDirty += n; st.envDirty > 4*maxEnvKeys {
 		st.envDirty = 0
