@@ -15,10 +15,18 @@
 // print, os, io, debug, package and coroutine do not exist. Whatever a script
 // needs across calls comes in through its inputs.
 //
-// Two allocations-savers keep that promise by checking, not trusting: a
-// pooled state reuses the previous call's global environment only after
-// emptying it and finding it empty, and reuses the envío table only when
-// it holds exactly the keys and values it was given, with no metatable.
+// Three savings keep that promise by checking, not trusting:
+//
+//   - A script whose top level only defines functions and constants (checked
+//     on the bytecode: no call, no table, no global read at the top level,
+//     no assignment to an upvalue anywhere) runs its top level once per
+//     state; after each call the globals are restored exactly to what the
+//     top level left, or the state forgets them and runs it again next time.
+//     examples/personalize.lua and throttle.lua are such scripts.
+//   - Otherwise a pooled state reuses the previous call's global environment
+//     only after emptying it and finding it empty.
+//   - The envío table is refilled in place only when it holds exactly the
+//     keys and values it was given, with no metatable.
 //
 // # Limits
 //
