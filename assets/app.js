@@ -61,6 +61,7 @@ const DICT = {
     'replies.title': 'Respuestas y bajas', 'replies.none': 'Sin respuestas todavía.', 'replies.baja': 'Baja',
     'replies.when': 'Cuándo', 'replies.telefono': 'Teléfono', 'replies.texto': 'Mensaje',
     'journal.title': 'Diario (últimos registros)', 'journal.none': 'Sin registros.',
+    'journal.kind': 'Tipo', 'journal.cliente': 'Cliente', 'journal.envio': 'Envío', 'journal.change': 'Cambio',
     'live.on': 'En vivo', 'live.off': 'Sin conexión en vivo: reintentando…',
     'err.network': 'No se pudo contactar al servidor.', actions: 'Acciones',
   },
@@ -119,6 +120,7 @@ const DICT = {
     'replies.title': 'Replies and opt-outs', 'replies.none': 'No replies yet.', 'replies.baja': 'Opt-out',
     'replies.when': 'When', 'replies.telefono': 'Phone', 'replies.texto': 'Message',
     'journal.title': 'Journal (latest records)', 'journal.none': 'No records.',
+    'journal.kind': 'Kind', 'journal.cliente': 'Client', 'journal.envio': 'Message', 'journal.change': 'Change',
     'live.on': 'Live', 'live.off': 'Live updates lost: retrying…',
     'err.network': 'Could not reach the server.', actions: 'Actions',
   },
@@ -292,6 +294,7 @@ async function signIn(tok) {
     return;
   }
   sessionStorage.setItem('lm.token', tok);
+  if (me.demo === undefined) me.demo = await probeDemo();
   S.me = me;
   $('#login').hidden = true;
   $('#login-error').textContent = '';
@@ -305,6 +308,20 @@ async function signIn(tok) {
   const pick = S.clientes.find((c) => c.id === want) || S.clientes[0];
   if (pick) await selectCliente(pick.id);
   if (me.role === 'admin') loadJournal();
+}
+
+// probeDemo tells whether the demo's simulated phone is there: POST
+// /api/demo/scan exists only in `leadmaster demo`. The probe's body is not
+// JSON, so an existing route refuses it (400) and nothing is scanned.
+async function probeDemo() {
+  try {
+    const res = await fetch('/api/demo/scan', {
+      method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '[',
+    });
+    return res.status !== 404 && res.status !== 405 && res.status !== 401 && res.status !== 403;
+  } catch {
+    return false;
+  }
 }
 
 // ---------- clientes ----------
@@ -569,7 +586,7 @@ async function loadStats(cid) {
     return;
   }
   renderCampaignItem(cid);
-  if (cid === S.camp) renderCampaign();
+  if (cid === S.camp) { renderCampaign(); reloadEnvios(); }
 }
 
 const statsTimers = {};
@@ -774,9 +791,9 @@ function drawChartNow() {
   box.replaceChildren();
   if (!ch) return;
   const series = [
-    ['sent', ch.sent, 'var(--c-sent)'],
-    ['delivered', ch.delivered, 'var(--c-delivered)'],
-    ['read', ch.read, 'var(--c-read)'],
+    ['sent', ch.sent, '#1f5fbf', 7],
+    ['delivered', ch.delivered, '#13703a', 4.5],
+    ['read', ch.read, '#8e24aa', 2],
   ];
   const legend = h('ul', { class: 'legend' }, series.map(([k, s]) =>
     h('li', { class: `lg-${k}` }, h('span', { class: 'swatch', 'aria-hidden': 'true' }), `${t(`chart.${k}`)}: `, h('strong', { 'data-series': k, text: nf().format(s.length) }))));
@@ -804,7 +821,7 @@ function drawChartNow() {
   const tf = (v) => new Date(v).toLocaleTimeString(lang === 'es' ? 'es-AR' : 'en-US', { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   g.append(svg('text', { x: L, y: H - 8, class: 'axis' }, tf(t0)));
   g.append(svg('text', { x: W - R, y: H - 8, 'text-anchor': 'end', class: 'axis' }, tf(t1)));
-  for (const [k, s, color] of series) {
+  for (const [k, s, color, width] of series) {
     if (!s.length) continue;
     const pts = [`${x(t0)},${y(0)}`];
     const step = Math.max(1, Math.ceil(s.length / 400)); // at most ~800 vertices
@@ -813,7 +830,8 @@ function drawChartNow() {
       pts.push(`${x(s[i])},${y(i)}`, `${x(s[j - 1])},${y(j)}`);
     }
     pts.push(`${x(t1)},${y(s.length)}`);
-    g.append(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: color, 'stroke-width': 2.5, class: `line-${k}`, 'vector-effect': 'non-scaling-stroke' }));
+    // Wider lines below, so coinciding series stay visible.
+    g.append(svg('polyline', { points: pts.join(' '), fill: 'none', stroke: color, 'stroke-width': width, class: `line-${k}`, 'vector-effect': 'non-scaling-stroke', 'stroke-linejoin': 'round' }));
   }
   box.append(g, legend);
 }
@@ -866,8 +884,9 @@ async function followJob(cl, cid, job, size, btn) {
       return;
     }
     if (j.state === 'running') {
-      imp.max = size || 1;
-      imp.value = Math.min(j.bytes || 0, size);
+      const total = j.total || size || 1;
+      imp.max = total;
+      imp.value = Math.min(j.bytes || 0, total);
       $('#import-progress-label').textContent = t('upload.rows', { rows: nf().format(j.rows || 0) });
       await new Promise((r) => setTimeout(r, 250));
       continue;
@@ -927,6 +946,7 @@ async function loadEnvios(more) {
   }
   if (cl !== S.cliente || cid !== S.camp) return;
   S.enviosNext = r.next || '';
+  S.enviosPaged = more;
   const box = $('#envios');
   const rows = (r.items || []).map((e) => [e.telefono, e.nombre, t(`st.${e.estado}`), e.intentos || 0, e.motivo || '']);
   let tb = box.querySelector('tbody');
@@ -940,6 +960,11 @@ async function loadEnvios(more) {
   box.querySelector('.more')?.remove();
   if (S.enviosNext) box.append(h('button', { type: 'button', class: 'more', onclick: () => loadEnvios(true), text: t('envios.more') }));
 }
+
+// reloadEnvios refreshes the listing while it shows only its first page.
+const reloadEnvios = debounce(() => {
+  if (!S.enviosPaged) loadEnvios(false);
+}, 1500);
 
 function fillEstados() {
   const sel = $('#envios-estado');
@@ -1064,7 +1089,7 @@ async function previewNow() {
   try {
     const r = await api('POST', `${campPath(S.cliente, cid)}/preview`, body);
     if (seq !== previewSeq) return;
-    out.textContent = r.skip || r.omitir ? t('editor.skipped') : r.text;
+    out.textContent = r.skip ? `${t('editor.skipped')}${r.reason ? `: ${r.reason}` : ''}` : r.text;
     out.dataset.state = 'ok';
     $('#ed-script-error').textContent = '';
   } catch (e) {
@@ -1104,12 +1129,13 @@ const reloadReplies = debounce(loadReplies, 400);
 async function loadJournal() {
   let list;
   try {
-    list = await api('GET', `/api/journal?limit=200${S.journalSeq ? `&after=${S.journalSeq}` : '&tail=1'}`);
+    // Without after= the API answers the tail (the newest records).
+    list = await api('GET', `/api/journal?limit=${S.journalSeq ? 500 : 50}${S.journalSeq ? `&after=${S.journalSeq}` : ''}`);
   } catch (e) {
     if (e.status !== 403) toast(e.message);
     return;
   }
-  list = Array.isArray(list) ? list : list.items || [];
+  list = (Array.isArray(list) ? list : list.items || []).sort((a, b) => a.seq - b.seq);
   if (!list.length && S.journal.length) return;
   for (const e of list) if (e.seq > S.journalSeq) { S.journal.push(e); S.journalSeq = e.seq; }
   S.journal = S.journal.slice(-100);
@@ -1117,7 +1143,7 @@ async function loadJournal() {
     [e.campana, e.envio].filter(Boolean).join('/'), e.from || e.to ? `${e.from || '·'} → ${e.to || '·'}` : e.event || '', e.reason || e.event || '']);
   const box = $('#journal');
   if (!rows.length) { box.replaceChildren(h('p', { class: 'muted', text: t('journal.none') })); return; }
-  box.replaceChildren(table('journal-table', '', ['#', t('replies.when'), 'kind', 'cliente', 'envío', lang === 'es' ? 'cambio' : 'change', t('report.motivo')], rows));
+  box.replaceChildren(table('journal-table', '', ['#', t('replies.when'), t('journal.kind'), t('journal.cliente'), t('journal.envio'), t('journal.change'), t('report.motivo')], rows));
 }
 const reloadJournal = debounce(loadJournal, 1000);
 
