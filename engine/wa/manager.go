@@ -183,7 +183,8 @@ func (m *Manager) Close() error {
 	for _, s := range ss {
 		s.mu.Lock()
 		c := s.c
-		s.c, s.live = nil, false
+		s.c = nil
+		s.closeGateLocked()
 		s.mu.Unlock()
 		if c != nil {
 			c.stop()

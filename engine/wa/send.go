@@ -20,43 +20,63 @@ import (
 // maxJIDCache bounds the per-session cache of JIDs resolved by IsOnWhatsApp.
 const maxJIDCache = 10000
 
-// liveConn returns the cliente's client if the live gate is open.
-func (m *Manager) liveConn(cliente string) (*session, *conn, error) {
-	s := m.lookup(cliente)
+// errGateClosed is the cause of a request's context canceled because the
+// live gate closed while it was in flight.
+var errGateClosed = errors.New("the connection was lost during the request")
+
+// liveConn returns the cliente's client if the live gate is open, and ctx
+// derived so that it ends when the gate closes (call done when finished).
+func (m *Manager) liveConn(ctx context.Context, cliente string) (s *session, c *conn, rctx context.Context, done func(), err error) {
+	s = m.lookup(cliente)
 	if s == nil {
-		return nil, nil, fmt.Errorf("%w: %w", engine.ErrSessionDown, engine.ErrNoSession)
+		return nil, nil, nil, nil, fmt.Errorf("%w: %w", engine.ErrSessionDown, engine.ErrNoSession)
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.live || s.c == nil {
-		return nil, nil, fmt.Errorf("%w: %s", engine.ErrSessionDown, s.cur.State)
+		st := s.cur.State
+		s.mu.Unlock()
+		return nil, nil, nil, nil, fmt.Errorf("%w: %s", engine.ErrSessionDown, st)
 	}
-	return s, s.c, nil
+	c, gate := s.c, s.gate
+	s.mu.Unlock()
+	rctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(gate, func() { cancel(errGateClosed) })
+	return s, c, rctx, func() { stop(); cancel(nil) }, nil
+}
+
+// gateErr reports a request cut short by the gate closing as ErrSessionDown.
+func gateErr(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), errGateClosed) {
+		return fmt.Errorf("%w: %w", engine.ErrSessionDown, errGateClosed)
+	}
+	return err
 }
 
 // Send sends m.Text to m.To with m.MsgID as the message id and returns the
 // server's timestamp of its ack. Errors: engine.ErrSessionDown (gate
-// closed, or the connection was lost during the send), *engine.AckError
+// closed, or it closed during the send: the send is abandoned at once,
+// its outcome unknown; a resend with the same id is deduplicated), *engine.AckError
 // (the server refused the id with a code), engine.ErrNotOnWhatsApp, ctx's
 // error or the SendTimeout's (outcome unknown), or another transient error.
 func (m *Manager) Send(ctx context.Context, cliente string, msg engine.Outgoing) (time.Time, error) {
 	if msg.MsgID == "" {
 		return time.Time{}, fmt.Errorf("send to %s: %w: empty message id", msg.To, engine.ErrInvalid)
 	}
-	s, c, err := m.liveConn(cliente)
+	ctx, cancel := context.WithTimeout(ctx, m.opts.SendTimeout)
+	defer cancel()
+	s, c, ctx, done, err := m.liveConn(ctx, cliente)
 	if err != nil {
 		return time.Time{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.opts.SendTimeout)
-	defer cancel()
+	defer done()
 	jid, err := s.resolve(ctx, c, msg.To)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, gateErr(ctx, err)
 	}
 	resp, err := c.cli.SendMessage(ctx, jid, &waE2E.Message{Conversation: proto.String(msg.Text)},
 		whatsmeow.SendRequestExtra{ID: types.MessageID(msg.MsgID)})
 	if err != nil {
-		return time.Time{}, mapSendErr(err, msg.MsgID)
+		return time.Time{}, gateErr(ctx, mapSendErr(err, msg.MsgID))
 	}
 	return resp.Timestamp, nil
 }
@@ -179,22 +199,25 @@ func (s *session) lookup(ctx context.Context, c *conn, phones []string) (map[str
 // OnWhatsApp checks which E.164 phones have a WhatsApp account (one usync
 // query). ErrSessionDown when the gate is closed.
 func (m *Manager) OnWhatsApp(ctx context.Context, cliente string, phones []string) (map[string]bool, error) {
-	s, c, err := m.liveConn(cliente)
+	s, c, ctx, done, err := m.liveConn(ctx, cliente)
 	if err != nil {
 		return nil, err
 	}
+	defer done()
 	if len(phones) == 0 {
 		return map[string]bool{}, nil
 	}
-	return s.lookup(ctx, c, phones)
+	on, err := s.lookup(ctx, c, phones)
+	return on, gateErr(ctx, err)
 }
 
 // Typing shows "typing…" in the chat with phone (best effort; no lookup).
 func (m *Manager) Typing(ctx context.Context, cliente, phone string) error {
-	s, c, err := m.liveConn(cliente)
+	s, c, ctx, done, err := m.liveConn(ctx, cliente)
 	if err != nil {
 		return err
 	}
+	defer done()
 	d, err := digits(phone)
 	if err != nil {
 		return err
@@ -206,7 +229,7 @@ func (m *Manager) Typing(ctx context.Context, cliente, phone string) error {
 		jid = types.NewJID(d, types.DefaultUserServer)
 	}
 	if err := c.cli.SendChatPresence(ctx, jid, types.ChatPresenceComposing, types.ChatPresenceMediaText); err != nil {
-		return fmt.Errorf("typing: %w", mapErr(err))
+		return fmt.Errorf("typing: %w", gateErr(ctx, mapErr(err)))
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ type session struct {
 	mu       sync.Mutex
 	cur      engine.SessionEvent
 	live     bool          // the live gate: Connected since the last loss
+	gate     context.Context // canceled when the gate closes: in-flight sends stop
+	shut     context.CancelFunc
 	c        *conn         // the running client, nil when stopped
 	changed  chan struct{} // closed and replaced on every state change
 	effects  []func()      // journal, publish… in order
@@ -68,6 +70,22 @@ func newSession(m *Manager, cliente string) *session {
 		cur:     engine.SessionEvent{Cliente: cliente, State: engine.SessionInitializing, At: time.Now()},
 		changed: make(chan struct{}),
 		jids:    map[string]types.JID{},
+	}
+}
+
+// openGateLocked opens the live gate.
+func (s *session) openGateLocked() {
+	s.closeGateLocked()
+	s.live = true
+	s.gate, s.shut = context.WithCancel(context.Background())
+}
+
+// closeGateLocked closes the live gate and stops the sends in flight.
+func (s *session) closeGateLocked() {
+	s.live = false
+	if s.shut != nil {
+		s.shut()
+		s.shut = nil
 	}
 }
 
@@ -180,7 +198,8 @@ func (s *session) startLocked(ctx context.Context, fresh bool) (*conn, error) {
 			return nil, ErrClosed
 		}
 	}
-	s.c, s.live = c, false
+	s.c = c
+	s.closeGateLocked()
 	s.cur.JID = c.jidString()
 	s.setLocked(engine.SessionInitializing, "", "", "", "", nil)
 	if !s.m.goTracked(func() { s.connect(c) }) {
@@ -234,7 +253,7 @@ func (s *session) reconnectLater(c *conn, cause error, atLeast time.Duration) {
 	}
 	d = d/2 + rand.N(d/2+1) // jitter: clients dropped together do not come back together
 	d = max(d, atLeast)
-	s.live = false
+	s.closeGateLocked()
 	msg := fmt.Sprintf("reconnecting in %v (attempt %d): %v", d.Round(time.Millisecond), c.retries, cause)
 	if s.cur.State == engine.SessionDisconnected {
 		s.setLocked(engine.SessionDisconnected, "", msg, "", "", nil)
@@ -262,7 +281,7 @@ func (s *session) teardownLocked(c *conn) {
 	if s.c == c {
 		s.c = nil
 	}
-	s.live = false
+	s.closeGateLocked()
 	if !s.m.goTracked(c.stop) {
 		go c.stop() // closing: Close stops the conns it still finds
 	}
@@ -344,7 +363,7 @@ func (s *session) handle(c *conn, evt any) {
 		s.teardownLocked(c)
 		s.setLocked(engine.SessionError, "", fmt.Sprintf("pairing failed: %v", e.Error), engine.EventDisconnected, "pair error", nil)
 	case *events.Connected:
-		s.live = true
+		s.openGateLocked()
 		c.retries = 0
 		s.setLocked(engine.SessionReady, "", "", engine.EventConnected, "", nil)
 	case *events.Disconnected:
@@ -355,7 +374,7 @@ func (s *session) handle(c *conn, evt any) {
 		s.lostLocked(fmt.Sprintf("keepalive timeout (%d errors)", e.ErrorCount), "keepalive timeout")
 	case *events.KeepAliveRestored:
 		if s.cur.State == engine.SessionDisconnected && c.cli.IsLoggedIn() {
-			s.live = true
+			s.openGateLocked()
 			s.setLocked(engine.SessionReady, "", "", engine.EventConnected, "keepalive restored", nil)
 		}
 	case *events.StreamReplaced:
@@ -368,12 +387,12 @@ func (s *session) handle(c *conn, evt any) {
 		}
 		s.loggedOutLocked(c, c.jidString(), reason, nil)
 	case *events.ConnectFailure:
-		s.live = false
+		s.closeGateLocked()
 		msg := fmt.Sprintf("connect failure %s %s", e.Reason, e.Message)
 		s.setLocked(engine.SessionError, "", msg, engine.EventDisconnected, msg, nil)
 		s.m.goTracked(func() { s.reconnectLater(c, errors.New(msg), 0) })
 	case *events.TemporaryBan:
-		s.live = false
+		s.closeGateLocked()
 		s.setLocked(engine.SessionError, "", e.String(), engine.EventDisconnected, "temporary ban", nil)
 		s.m.goTracked(func() { s.reconnectLater(c, errors.New(e.String()), e.Expire) })
 	case *events.ClientOutdated:
@@ -385,7 +404,7 @@ func (s *session) handle(c *conn, evt any) {
 // lostLocked closes the live gate: the connection or the login is gone and
 // whatsmeow (or our backoff) reconnects.
 func (s *session) lostLocked(msg, reason string) {
-	s.live = false
+	s.closeGateLocked()
 	if s.cur.State == engine.SessionDisconnected {
 		s.setLocked(engine.SessionDisconnected, "", msg, "", "", nil)
 		return
