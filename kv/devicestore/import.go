@@ -27,8 +27,10 @@ type ImportStats struct {
 // ImportSQLStore copies every device of a whatsmeow SQL store on SQLite (as
 // kept by wuzapi and other whatsmeow-based tools; schema v8 or later), with
 // all of its data and the global LID map, into this container in one bbolt
-// transaction: either everything is imported or nothing. src is read in one
-// read transaction, so it may be a live file. Run VerifyImport afterwards.
+// transaction: either everything is imported or nothing. The tables are read
+// in one read transaction (the device list just before it), so src may be a
+// live file; stop its owner first all the same, or the two copies of the
+// Signal state diverge. Run VerifyImport afterwards.
 func (c *Container) ImportSQLStore(ctx context.Context, src *sql.DB) (ImportStats, error) {
 	var st ImportStats
 	devices, err := sqlstore.NewWithDB(src, "sqlite", c.log).GetAllDevices(ctx)

@@ -3,6 +3,12 @@
 // bbolt file, so a number moves without scanning a new QR. It is what
 // `leadmaster session import --sqlstore FILE.db` runs.
 //
+// Wiring in main, with the kv file open and no client connected:
+//
+//	st, err := sqlimport.ImportFile(ctx, *sqlstorePath, deviceContainer)
+//	// st counts the rows copied per table; err wraps devicestore.ErrDeviceExists
+//	// or devicestore.ErrVerifyMismatch (then nothing was kept).
+//
 // It links modernc.org/sqlite, a pure-Go SQLite driver, into the binary.
 // Stop the tool that owns the source file first: WhatsApp allows one live
 // connection per device, and the source would keep advancing the Signal
