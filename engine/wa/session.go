@@ -24,7 +24,7 @@ type session struct {
 
 	mu       sync.Mutex
 	cur      engine.SessionEvent
-	live     bool          // the live gate: Connected since the last loss
+	live     bool            // the live gate: Connected since the last loss
 	gate     context.Context // canceled when the gate closes: in-flight sends stop
 	shut     context.CancelFunc
 	c        *conn         // the running client, nil when stopped
