@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 FUZZTIME ?= 10s
 
-.PHONY: build demo test vet fmt-check bench fuzz clean
+.PHONY: build demo test vet fmt-check bench fuzz clean chaos
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o leadmaster .
@@ -23,6 +23,13 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+# The large crash test: 10,000 envíos, 20 SIGKILLs of `leadmaster serve`
+# and wasim's seeded faults (drops, error acks, lost and slow acks); prints
+# the invariants. CHAOS_SEED=N replays a seed.
+chaos:
+	LEADMASTER_CHAOS=1 $(if $(CHAOS_SEED),LEADMASTER_CRASH_SEED=$(CHAOS_SEED)) \
+		$(GO) test -count=1 -run '^TestCrash$$' -timeout 60m -v .
 
 # Benchmarks; figures and their exact commands are in BENCHMARKS.md.
 bench:

@@ -186,6 +186,11 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		kills = append(kills, killRecord{further, moment})
 		cursor = sim.lastSeq(t, cursor)
 		srv = startServe()
+		if cfg.chaos || testing.Verbose() {
+			st := srv.stats(t)
+			t.Logf("kill %d at %v (%d further acks, then %s): %d of %d envíos final", len(kills),
+				time.Since(start).Round(time.Second), further, moment, st.Total-st.Open, st.Total)
+		}
 	}
 	if len(kills) < cfg.kills {
 		t.Fatalf("the campaign ended after %d of %d kills: make it larger (seed %d)", len(kills), cfg.kills, cfg.seed)
