@@ -67,8 +67,8 @@ func TestLogout(t *testing.T) {
 		if n := countOf[*events.Disconnected](tc); n != 0 {
 			t.Errorf("client emitted %d Disconnected events after logout, want 0 (no reconnect)", n)
 		}
-		tc.close()
-		tc.assertCleanLog(readErr, closeErr)
+		tc.abandon()
+		tc.assertCleanLog(readErr)
 		if n := tc.log.count(readErr); n > 1 {
 			t.Errorf("%d read errors, want at most 1", n)
 		}
@@ -103,8 +103,8 @@ func TestLogout(t *testing.T) {
 		waitSim(t, sim, seq, wasim.EventLoginRefused, jid2.String())
 		waitSim(t, sim, seq, wasim.EventConnClosed, jid2.String())
 		tc3.assertNoDevice()
-		tc3.close()
-		tc3.assertCleanLog(readErr, closeErr)
+		tc3.abandon()
+		tc3.assertCleanLog(readErr)
 	})
 	if accs := sim.Accounts(); len(accs) != 1 || len(accs[0].Devices) != 0 {
 		t.Errorf("accounts after logouts = %+v, want the account with no devices", accs)
@@ -202,5 +202,6 @@ func TestSessionControl(t *testing.T) {
 			t.Error("client logged in again after replaced")
 		}
 	})
-	tc.close()
+	tc.abandon()
+	tc.assertCleanLog(readErr, "Got 503 stream error", "Error reconnecting after autoreconnect sleep")
 }
