@@ -85,7 +85,7 @@ func buildLibrary() *library {
 	globals.RawSetString("unpack", L.NewFunction(func(L *lua.LState) int {
 		t := L.CheckTable(1)
 		i, j := L.OptInt(2, 1), L.OptInt(3, t.Len())
-		if j >= i && j-i >= maxResults {
+		if j >= i && (j-i >= maxResults || j-i < 0) { // j-i < 0: overflow
 			raiseLimit(L, "too many results to unpack (%d, limit %d)", j-i+1, maxResults)
 		}
 		return origUnpack(L)

@@ -428,3 +428,22 @@ end`
 		t.Errorf("states created %d: the kept environment should survive most calls", m.StatesCreated)
 	}
 }
+
+func TestBuiltinEdgeCases(t *testing.T) {
+	for expr, want := range map[string]string{
+		`string.rep("x", 0/0)`:                   "",
+		`string.rep("x", -5)`:                    "",
+		`select("#", unpack({1, 2, 3}))`:         "3",
+		`#string.format("%5.2s|%-3d", "abc", 7)`: "9",
+	} {
+		if got := eval(t, expr, envio("1")); got != want {
+			t.Errorf("%s = %q, want %q", expr, got, want)
+		}
+	}
+	for _, expr := range []string{`unpack({}, -2^62, 2^62)`, `unpack({}, 1, 1e9)`} {
+		s := mustCompile(t, "function personalize(e) return tostring(select('#', "+expr+")) end", relaxed)
+		if _, err := personalize(t, s, envio("1")); !errors.Is(err, scripting.ErrLimit) {
+			t.Errorf("%s: err = %v, want ErrLimit", expr, err)
+		}
+	}
+}

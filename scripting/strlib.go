@@ -147,7 +147,8 @@ func luaConcat(L *lua.LState) int {
 func strRep(L *lua.LState) int {
 	s := L.CheckString(1)
 	n := float64(L.CheckNumber(2))
-	if n < 1 || len(s) == 0 {
+	if !(n >= 1) || len(s) == 0 { // also NaN
+
 		L.Push(lua.LString(""))
 		return 1
 	}
