@@ -31,9 +31,9 @@ type SyntaxError struct {
 
 func (e *SyntaxError) Error() string {
 	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: syntax error: %s", e.Script, e.Line, e.Msg)
+		return fmt.Sprintf("%s:%d: %s", e.Script, e.Line, e.Msg)
 	}
-	return fmt.Sprintf("%s: syntax error: %s", e.Script, e.Msg)
+	return fmt.Sprintf("%s: %s", e.Script, e.Msg)
 }
 
 // RuntimeError is a failed hook call (or a failed top level while compiling,

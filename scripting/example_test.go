@@ -46,5 +46,5 @@ end`)
 func ExampleSyntaxError() {
 	_, err := scripting.Compile("mala.lua", "function personalize(e)\n  return 'x' +\nend\n")
 	fmt.Println(err)
-	// Output: mala.lua:3: syntax error: syntax error near 'end'
+	// Output: mala.lua:3: syntax error near 'end'
 }

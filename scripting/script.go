@@ -137,13 +137,14 @@ func compileProto(name, source string, maxString int, sandboxed bool) (proto *lu
 		if errors.As(err, &pe) {
 			line := pe.Pos.Line
 			msg := pe.Message
-			if line == parse.EOF {
+			atEOF := line == parse.EOF
+			if atEOF {
 				line = strings.Count(source, "\n") + 1
 				msg += " at end of file"
 			} else if pe.Pos.Column == 0 && line > 1 && strings.HasPrefix(msg, "unterminated") {
 				line-- // the scanner has already read the newline that ends the string
 			}
-			if line != parse.EOF && pe.Token != "" {
+			if !atEOF && pe.Token != "" {
 				msg = fmt.Sprintf("%s near '%s'", msg, pe.Token)
 			}
 			return nil, &SyntaxError{Script: name, Line: line, Msg: msg}
