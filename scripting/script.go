@@ -387,15 +387,28 @@ func (s *Script) run(ctx context.Context, hook string, in callInput, push func(*
 	if push != nil {
 		arg = push(L)
 	}
-	// One protected call runs the top level and then the hook (see runHook).
-	L.Push(s.lib.runHook)
-	L.Push(chunk)
-	L.Push(env)
-	L.Push(s.lib.cat)
-	L.Push(lua.LString(hook))
-	L.Push(arg)
 	st.noHook = false
-	lerr := L.PCall(5, 1, nil)
+	var lerr error
+	if chunk == lua.LNil && hook != hookMain {
+		// the top level already ran: call the hook directly
+		if h, ok := env.RawGetString(hook).(*lua.LFunction); ok {
+			L.Push(h)
+			L.Push(arg)
+			lerr = L.PCall(1, 1, nil)
+		} else {
+			st.noHook = true
+			L.Push(lua.LNil)
+		}
+	} else {
+		// one protected call runs the top level and then the hook (see runHook)
+		L.Push(s.lib.runHook)
+		L.Push(chunk)
+		L.Push(env)
+		L.Push(s.lib.cat)
+		L.Push(lua.LString(hook))
+		L.Push(arg)
+		lerr = L.PCall(5, 1, nil)
+	}
 	var ret lua.LValue = lua.LNil
 	if lerr == nil {
 		ret = L.Get(-1)
