@@ -59,7 +59,7 @@ func newHarness(t *testing.T, mod func(*admin.Options)) *harness {
 		t.Fatal(err)
 	}
 	h.srv = srv
-	t.Cleanup(func() { srv.Close(); cancel(); <-done })
+	t.Cleanup(func() { h.srv.Close(); cancel(); <-done })
 	return h
 }
 

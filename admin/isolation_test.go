@@ -16,6 +16,7 @@ import (
 func TestIsolation(t *testing.T) {
 	h := newHarness(t, func(o *admin.Options) {
 		o.DemoScan = func(ctx context.Context, cliente string) error { t.Errorf("demo scan ran for %s", cliente); return nil }
+		o.Outbox = o.Data.(admin.Outbox)
 	})
 	key1, key2 := h.setup()
 	job2 := func() string { // an import job of c2
@@ -38,6 +39,7 @@ func TestIsolation(t *testing.T) {
 		"POST /api/clientes/:id/campaigns/:cid/envios":  {"text/csv", "telefono\n+5491123456788\n"},
 		"POST /api/clientes/:id/campaigns/:cid/preview": {"", row},
 		"POST /api/clientes/:id/session/pair":           {"", map[string]string{"phone": "+5491122334455"}},
+		"PUT /api/clientes/:id/webhook":                 {"", map[string]string{"url": "http://127.0.0.1:1/x"}},
 		"POST /api/demo/scan":                           {"", map[string]string{"cliente": "c2"}},
 	}
 	// Routes that are not a cliente's resources: public, or the caller's own.
@@ -125,6 +127,9 @@ func TestIsolation(t *testing.T) {
 	}
 	if cs, _ := h.db.Campaigns(context.Background(), "c1"); len(cs) != 1 {
 		t.Errorf("c1 has %d campaigns", len(cs))
+	}
+	if u, _, _ := h.db.Webhook(context.Background(), "c2"); u != "" {
+		t.Errorf("c2's webhook was set to %s", u)
 	}
 	if h.sess.State("c2").State != engine.SessionInitializing {
 		t.Errorf("c2's session changed: %+v", h.sess.State("c2"))

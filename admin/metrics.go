@@ -17,14 +17,15 @@ import (
 // metrics are the server's Prometheus metrics, in a registry of its own
 // (no global state: tests build many servers).
 type metrics struct {
-	reg            *prometheus.Registry
-	requests       *prometheus.CounterVec
-	duration       *prometheus.HistogramVec
-	authFailures   prometheus.Counter
-	sseClients     prometheus.Gauge
-	importsRunning prometheus.Gauge
-	importedRows   prometheus.Counter
-	handler        fiber.Handler
+	reg                               *prometheus.Registry
+	requests                          *prometheus.CounterVec
+	duration                          *prometheus.HistogramVec
+	authFailures                      prometheus.Counter
+	sseClients                        prometheus.Gauge
+	importsRunning                    prometheus.Gauge
+	importedRows                      prometheus.Counter
+	webhookDelivered, webhookFailures prometheus.Counter
+	handler                           fiber.Handler
 }
 
 func newMetrics(s *Server) *metrics {
@@ -35,8 +36,10 @@ func newMetrics(s *Server) *metrics {
 	m.sseClients = prometheus.NewGauge(prometheus.GaugeOpts{Name: "leadmaster_sse_clients", Help: "Open server-sent-event streams."})
 	m.importsRunning = prometheus.NewGauge(prometheus.GaugeOpts{Name: "leadmaster_imports_running", Help: "Envío uploads being imported."})
 	m.importedRows = prometheus.NewCounter(prometheus.CounterOpts{Name: "leadmaster_imported_envios_total", Help: "Envíos accepted by imports."})
+	m.webhookDelivered = prometheus.NewCounter(prometheus.CounterOpts{Name: "leadmaster_webhook_deliveries_total", Help: "Webhook requests the receiver acknowledged."})
+	m.webhookFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "leadmaster_webhook_failures_total", Help: "Webhook requests that failed (retried later)."})
 	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "leadmaster_events_dropped_total", Help: "Live events lost by slow subscribers."}, func() float64 { return float64(s.eng.Events().Dropped()) })
-	m.reg.MustRegister(m.requests, m.duration, m.authFailures, m.sseClients, m.importsRunning, m.importedRows, dropped,
+	m.reg.MustRegister(m.requests, m.duration, m.authFailures, m.sseClients, m.importsRunning, m.importedRows, m.webhookDelivered, m.webhookFailures, dropped,
 		&storeCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = adaptor.HTTPHandler(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorLog: nil}))

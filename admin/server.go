@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -101,6 +102,15 @@ type Options struct {
 	PublicMetrics bool
 	// Now is the clock of the lockout (default time.Now).
 	Now func() time.Time
+
+	// Outbox enables outgoing webhooks (nil: the webhook routes answer
+	// 503). WebhookClient defaults to an http.Client; WebhookClock (the
+	// retry timers) to engine.SystemClock; retries back off from
+	// WebhookBackoffBase (default 1s) to WebhookBackoffMax (default 5m).
+	Outbox                                Outbox
+	WebhookClient                         *http.Client
+	WebhookClock                          engine.Clock
+	WebhookBackoffBase, WebhookBackoffMax time.Duration
 }
 
 func (o *Options) defaults() {
@@ -137,6 +147,18 @@ func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.WebhookClient == nil {
+		o.WebhookClient = &http.Client{Timeout: 15 * time.Second}
+	}
+	if o.WebhookClock == nil {
+		o.WebhookClock = engine.SystemClock{}
+	}
+	if o.WebhookBackoffBase <= 0 {
+		o.WebhookBackoffBase = time.Second
+	}
+	if o.WebhookBackoffMax <= 0 {
+		o.WebhookBackoffMax = 5 * time.Minute
+	}
 }
 
 // Server is the admin HTTP server.
@@ -150,7 +172,8 @@ type Server struct {
 	auth   *authenticator
 	jobs   *jobs
 	met    *metrics
-	owners sync.Map // campaign id -> cliente id (never changes)
+	owners sync.Map    // campaign id -> cliente id (never changes)
+	disp   *dispatcher // nil without an Outbox
 
 	ctx    context.Context // ends at Close: import jobs and streams stop
 	cancel context.CancelFunc
@@ -187,6 +210,12 @@ func New(opts Options) (*Server, error) {
 		IdleTimeout:           2 * time.Minute,
 	})
 	s.routes()
+	if opts.Outbox != nil {
+		s.disp = &dispatcher{s: s, out: opts.Outbox, client: opts.WebhookClient, clock: opts.WebhookClock,
+			base: opts.WebhookBackoffBase, max: opts.WebhookBackoffMax, retry: map[string]retryState{},
+			wake: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))}
+		s.goTracked(func() { s.disp.run(s.ctx) })
+	}
 	return s, nil
 }
 
@@ -218,6 +247,8 @@ func (s *Server) routes() {
 	cl.Post("/keys", adminOnly, s.handleCreateKey)
 	cl.Get("/replies", s.handleReplies)
 	cl.Get("/imports/:job", s.handleImportJob)
+	cl.Get("/webhook", s.handleGetWebhook)
+	cl.Put("/webhook", s.handlePutWebhook)
 
 	cl.Get("/session", s.handleSession)
 	cl.Get("/session/qr", s.handleSessionQR)
