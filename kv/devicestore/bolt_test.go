@@ -232,3 +232,34 @@ func TestGroupCommit_FailingWriterDoesNotFailOthers(t *testing.T) {
 		t.Fatal("a write to a deleted device recreated it")
 	}
 }
+
+// The store shares the file with the application's "app." buckets and
+// refuses a file written by a newer schema.
+func TestNew_SharesFileAndChecksSchema(t *testing.T) {
+	_, db, _ := newBolt(t)
+	mustOK(t, db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range []string{"app.clientes", "app.journal"} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	c, err := devicestore.New(db, nil) // second New on the same file: idempotent
+	mustOK(t, err)
+	addDevice(t, c, dev1)
+	all, err := c.GetAllDevices(ctx)
+	mustOK(t, err)
+	eq(t, "devices next to app buckets", len(all), 1)
+	mustOK(t, db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range []string{"app.clientes", "app.journal", "wa.meta", "wa.lid2pn", "wa.pn2lid", "wa.device." + dev1.String()} {
+			if tx.Bucket([]byte(name)) == nil {
+				t.Errorf("bucket %s missing", name)
+			}
+		}
+		return tx.Bucket([]byte("wa.meta")).Put([]byte("schema"), []byte{0, 0, 0, 99})
+	}))
+	if _, err := devicestore.New(db, nil); !errors.Is(err, devicestore.ErrNewerSchema) {
+		t.Fatalf("New on a newer schema = %v, want ErrNewerSchema", err)
+	}
+}

@@ -67,8 +67,11 @@ func New(db *bbolt.DB, log waLog.Logger) (*Container, error) {
 		}
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(keySchema); v != nil {
-			if len(v) != 4 || binary.BigEndian.Uint32(v) > schemaVersion {
-				return fmt.Errorf("device store schema %x is newer than this binary (%d): %w", v, schemaVersion, ErrCorrupt)
+			if len(v) != 4 {
+				return fmt.Errorf("device store schema %x: %w", v, ErrCorrupt)
+			}
+			if got := binary.BigEndian.Uint32(v); got > schemaVersion {
+				return fmt.Errorf("device store schema %d, this binary knows %d: %w", got, schemaVersion, ErrNewerSchema)
 			}
 			return nil
 		}

@@ -33,6 +33,10 @@ var (
 	// ErrCorrupt is returned when a stored record cannot be decoded.
 	ErrCorrupt = errors.New("devicestore: corrupt record")
 
+	// ErrNewerSchema is returned by New for a file whose device-store schema
+	// is newer than this binary knows (a downgrade).
+	ErrNewerSchema = errors.New("devicestore: file written by a newer version")
+
 	// ErrTxDone is returned when a ctx is used after the transaction it
 	// carries has committed or rolled back.
 	ErrTxDone = errors.New("devicestore: transaction already finished")
