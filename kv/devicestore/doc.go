@@ -45,8 +45,10 @@
 //     with ErrDeviceNotFound instead of recreating its bucket, as sqlstore's
 //     foreign keys do.
 //
-// Deliberate differences from sqlstore (the conformance suite asserts both):
-// privacy tokens are deleted with their device; GetManyLIDsForPNs always keeps
-// the device part of the JID; PutPrivacyTokens with no tokens is a no-op;
-// GetAllDevices is ordered by JID; DeleteIdentity is an exact match.
+// Deliberate differences from sqlstore: privacy tokens are deleted with their
+// device, and GetManyLIDsForPNs always keeps the device part of the JID (the
+// conformance suite asserts each store's answer for these two); also
+// PutPrivacyTokens with no tokens is a no-op (sqlstore: syntax error),
+// GetAllDevices is ordered by JID, DeleteIdentity is an exact match (sqlstore
+// uses LIKE) and the LID map has no in-memory cache that could go stale.
 package devicestore
