@@ -1140,7 +1140,7 @@ async function loadJournal() {
   for (const e of list) if (e.seq > S.journalSeq) { S.journal.push(e); S.journalSeq = e.seq; }
   S.journal = S.journal.slice(-100);
   const rows = [...S.journal].reverse().map((e) => [e.seq, fmtTime(e.time), e.kind, e.cliente || '',
-    [e.campana, e.envio].filter(Boolean).join('/'), e.from || e.to ? `${e.from || '·'} → ${e.to || '·'}` : e.event || '', e.reason || e.event || '']);
+    [e.campana, e.envio].filter(Boolean).join('/'), e.from || e.to ? `${e.from || '·'} → ${e.to || '·'}` : e.event || e.telefono || '', e.reason && e.reason !== e.event ? e.reason : '']);
   const box = $('#journal');
   if (!rows.length) { box.replaceChildren(h('p', { class: 'muted', text: t('journal.none') })); return; }
   box.replaceChildren(table('journal-table', '', ['#', t('replies.when'), t('journal.kind'), t('journal.cliente'), t('journal.envio'), t('journal.change'), t('report.motivo')], rows));
