@@ -177,7 +177,6 @@ func (l *captureLog) count(s string) int {
 // readErr is the one line any server-side close makes the client log.
 const readErr = "Error reading from websocket"
 
-
 // testClient is a real, unmodified whatsmeow client on a sqlstore (pure-Go SQLite) in a temp
 // dir, pointed at a simulator, with its events recorded in order.
 type testClient struct {
