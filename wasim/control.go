@@ -26,7 +26,10 @@ import (
 //	POST /sim/stream-error {"jid":"…","code":"503","conflict":""}  (StreamError)
 //	POST /sim/drop      {"jid":"…"}                                (Drop)
 //	POST /sim/refuse    {"for":"5s"}                               (RefuseConnections)
-//	GET  /sim/ledger                           []LedgerEntry, in order of first arrival (Ledger)
+//	GET  /sim/ledger                           []LedgerEntry, in order of first arrival (Ledger);
+//	                                           ?format=ndjson: one entry per line (WriteLedger)
+//	POST /sim/users     {"phone":"…","name":"…"}  {"jid":"…"}     (AddUser)
+//	POST /sim/send      {"from":"phone","to":"jid","text":"…"} {"id":"…"} (SendText)
 //	POST /sim/faults    {"phone":"…","faults":Faults}              (SetFaults; "" for all)
 //	POST /sim/chaos     Chaos, or null to turn it off              (SetChaos)
 //	POST /sim/behavior  {"phone":"…","behavior":Behavior}          (SetBehavior; "" for all)
@@ -43,7 +46,9 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /sim/stream-error", s.handleStreamError)
 	mux.HandleFunc("POST /sim/drop", s.handleDrop)
 	mux.HandleFunc("POST /sim/refuse", s.handleRefuse)
-	mux.HandleFunc("GET /sim/ledger", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Ledger()) })
+	mux.HandleFunc("GET /sim/ledger", s.handleLedger)
+	mux.HandleFunc("POST /sim/users", s.handleUsers)
+	mux.HandleFunc("POST /sim/send", s.handleSend)
 	mux.HandleFunc("POST /sim/faults", s.handleFaults)
 	mux.HandleFunc("POST /sim/chaos", s.handleChaos)
 	mux.HandleFunc("POST /sim/behavior", s.handleBehavior)
@@ -199,7 +204,7 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrBadQR), errors.Is(err, ErrWrongPairCode):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrUnknownQR), errors.Is(err, ErrNoCodePairing), errors.Is(err, ErrUnknownDevice):
+	case errors.Is(err, ErrUnknownQR), errors.Is(err, ErrNoCodePairing), errors.Is(err, ErrUnknownDevice), errors.Is(err, ErrNoDevices):
 		return http.StatusNotFound
 	case errors.Is(err, ErrNotConnected):
 		return http.StatusConflict
@@ -284,4 +289,55 @@ func (s *Server) handleRegistered(w http.ResponseWriter, r *http.Request) {
 	}
 	s.SetRegistered(req.Phone, *req.Registered)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleLedger handles "GET /sim/ledger" (?format=ndjson for NDJSON).
+func (s *Server) handleLedger(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("format") == "ndjson" {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_ = s.WriteLedger(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Ledger())
+}
+
+// handleUsers handles "POST /sim/users": a simulated user with a push name.
+func (s *Server) handleUsers(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone string `json:"phone"`
+		Name  string `json:"name"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if digits(req.Phone) == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`want {"phone":"…","name":"…"}`))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"jid": s.AddUser(req.Phone, req.Name).String()})
+}
+
+// handleSend handles "POST /sim/send": a simulated user sends a text to a linked client.
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		From string `json:"from"`
+		To   string `json:"to"`
+		Text string `json:"text"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	to, err := types.ParseJID(req.To)
+	if err != nil || to.User == "" {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad jid %q", req.To))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), pairTimeout)
+	defer cancel()
+	id, err := s.SendText(ctx, req.From, to.ToNonAD(), req.Text)
+	if err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
 }

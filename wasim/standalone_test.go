@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"testing"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
 	"leadmaster/wasim"
@@ -167,6 +169,35 @@ func TestStandaloneSurvivesKill(t *testing.T) {
 	control(t, hc, "GET", p2.url+"/sim/accounts", nil, &accs)
 	if len(accs) != 1 || len(accs[0].Devices) != 1 || accs[0].Devices[0].JID != scanned.JID || !accs[0].Devices[0].LoggedIn {
 		t.Errorf("restarted simulator accounts = %+v, want %s logged in", accs, scanned.JID)
+	}
+
+	// Part 2 through the control API: a recipient, a fault, the ledger as NDJSON.
+	control(t, hc, "POST", p2.url+"/sim/users", map[string]any{"phone": "15550002222", "name": "Bob"}, nil)
+	bob := types.NewJID("15550002222", types.DefaultUserServer)
+	if _, err := tc.cli.SendMessage(ctx, bob, text("hola"), whatsmeow.SendRequestExtra{ID: "3EB0000000000000000ST1"}); err != nil {
+		t.Fatal(err)
+	}
+	control(t, hc, "POST", p2.url+"/sim/faults", map[string]any{"phone": "15550004444", "faults": wasim.Faults{AckError: 463}}, nil)
+	_, err = tc.cli.SendMessage(ctx, bob, text("otra"), whatsmeow.SendRequestExtra{ID: "3EB0000000000000000ST2"})
+	if !errors.Is(err, whatsmeow.ErrServerReturnedError) {
+		t.Errorf("with ack_error 463 through the control API: err = %v", err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", p2.url+"/sim/ledger?format=ndjson", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []wasim.LedgerEntry
+	for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+		var e wasim.LedgerEntry
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("ndjson line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, e)
+	}
+	resp.Body.Close()
+	if len(lines) != 2 || lines[0].Text != "hola" || lines[0].Acks != 1 || lines[1].AckError != 463 {
+		t.Errorf("ledger = %+v", lines)
 	}
 	tc.close()
 	tc.assertCleanLog(readErr, "Error reconnecting after autoreconnect sleep")
