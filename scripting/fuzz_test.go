@@ -157,3 +157,61 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+// observer reports what a call can see of the world: globals, the envío,
+// the libraries and the string metatable.
+const observer = `
+  local seen = {}
+  for k, v in pairs(_G) do seen[#seen + 1] = "G." .. tostring(k) .. "=" .. type(v) end
+  for k, v in pairs(e) do seen[#seen + 1] = "e." .. tostring(k) .. "=" .. (type(v) == "table" and "T" or tostring(v)) end
+  for k, v in pairs(e.variables) do seen[#seen + 1] = "v." .. tostring(k) .. "=" .. tostring(v) end
+  table.sort(seen)
+  seen[#seen + 1] = tostring(getmetatable(e)) .. tostring(getmetatable(e.variables)) .. tostring(getmetatable(""))
+  seen[#seen + 1] = string.upper("a") .. ("b"):upper() .. lm.template("{{x}}", {x = 1}) .. type(math.floor) .. tostring(#e)
+  return table.concat(seen, ",")
+`
+
+// FuzzIsolation runs a fuzzed personalize body on a one-state pool, then an
+// observer call on the same pool: it must see exactly what it sees on a
+// fresh Script, whatever the fuzzed body did (and whether it failed).
+func FuzzIsolation(f *testing.F) {
+	for _, body := range []string{
+		`x = 1`, `_G.y = {}`, `e.nombre = "z"`, `e.variables.k = "w"`, `e.extra = 1`, `e[1] = 2`,
+		`setmetatable(e, {})`, `setmetatable(e.variables, {__index = e})`, `personalize = nil`,
+		`_G = nil`, `e.variables = {}`, `string.upper = nil`, `for i = 1, 100 do _G["k" .. i] = i end`,
+		`error("x")`, `while true do end`, `e.variables.k = nil`, `rawset(e, "q", 1)`, `e.nombre = nil e.nombre = "ana"`,
+	} {
+		f.Add(body)
+	}
+	lim := scripting.Limits{Timeout: 50 * time.Millisecond, PoolSize: 1}
+	f.Fuzz(func(t *testing.T, body string) {
+		src := "function personalize(e)\n if e.variables.probe == '1' then " + observer + " end\n" + body + "\nend"
+		s, err := scripting.CompileWith("iso.lua", src, lim)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		fresh, err := scripting.CompileWith("iso.lua", src, scripting.Limits{Timeout: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fresh.Close()
+		e := scripting.Envio{ID: "1", Nombre: "ana", Campana: "c", Variables: map[string]string{"k": "v", "probe": "0"}}
+		_, _ = s.Personalize(context.Background(), e)
+		e.Variables = map[string]string{"k": "v", "probe": "1"}
+		want, err := fresh.Personalize(context.Background(), e)
+		if err != nil {
+			t.Fatalf("observer on a fresh script: %v", err)
+		}
+		for i := 0; i < 3; i++ {
+			got, err := s.Personalize(context.Background(), e)
+			if errors.Is(err, scripting.ErrTimeout) {
+				continue // this machine stalled
+			}
+			if err != nil || got != want {
+				t.Fatalf("after %q the next call saw\n%q (%v)\nwant\n%q", body, got.Text, err, want.Text)
+			}
+			break
+		}
+	})
+}
