@@ -29,7 +29,7 @@ const adminTok = "test-admin-token"
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	db    *kv.DB
 	clock *enginetest.Clock
 	gw    *enginetest.Gateway
@@ -40,7 +40,7 @@ type harness struct {
 
 // newHarness runs a real engine on a temp kv file with an in-memory gateway
 // and a fake clock, fake sessions, and the admin server over them.
-func newHarness(t *testing.T, mod func(*admin.Options)) *harness {
+func newHarness(t testing.TB, mod func(*admin.Options)) *harness {
 	t.Helper()
 	db, _ := kvtest.MustOpen(t, kv.Options{})
 	h := &harness{t: t, db: db, clock: enginetest.NewClock(t0)}
@@ -69,7 +69,7 @@ type resp struct {
 	Body   []byte
 }
 
-func (r resp) json(t *testing.T, v any) {
+func (r resp) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.Body, err)

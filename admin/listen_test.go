@@ -44,7 +44,7 @@ func (h *harness) serve() (base string, stop func()) {
 	return "http://" + ln.Addr().String(), stop
 }
 
-func httpDo(t *testing.T, client *http.Client, method, url, token, ct string, body io.Reader) *http.Response {
+func httpDo(t testing.TB, client *http.Client, method, url, token, ct string, body io.Reader) *http.Response {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
