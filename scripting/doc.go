@@ -7,9 +7,10 @@
 // Compile parses and compiles a script once; its prototype is shared by a
 // pool of Lua states. Each hook call takes a state from the pool, gives it a
 // fresh global environment, runs the script's top level (so keep it to
-// definitions) and then the hook. Nothing a call does is visible to a later
-// call or another campaign: globals and upvalues live in that call's
-// environment, the libraries are read-only proxies shared by all states, the
+// definitions; see below for when it runs only once) and then the hook.
+// Nothing a call does is visible to a later call or another campaign:
+// globals and the top level's locals are made anew for each call, the
+// libraries are read-only proxies shared by all states, the
 // string metatable is locked, setmetatable only takes tables, and rawset,
 // getfenv/setfenv, load*, dofile, require, module, collectgarbage, newproxy,
 // print, os, io, debug, package and coroutine do not exist. Whatever a script
@@ -43,7 +44,9 @@
 //     nothing inside a Go builtin is interruptible. So every builtin that can
 //     do unbounded work is replaced: string.rep, string.format (Lua 5.1
 //     widths), table.concat, unpack, string.byte and table.sort check sizes
-//     before working; string.find/match/gmatch/gsub use this package's own
+//     before working (unpack and string.byte return at most 8000 values,
+//     table.sort takes at most 16384 elements); inputs larger than
+//     Limits.MaxString are refused; string.find/match/gmatch/gsub use this package's own
 //     Lua 5.1 pattern matcher, which checks the deadline every 4096 steps and
 //     has a step budget and a depth limit (gopher-lua's never stops on
 //     "(.-)(.-)b" against a long subject); gsub is linear.
