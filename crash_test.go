@@ -47,9 +47,9 @@ import (
 // acks). LEADMASTER_CRASH_SEED=N replays a seed (the kill schedule and the
 // fault sequence; the timing of a real process is not replayable).
 func TestCrash(t *testing.T) {
-	cfg := crashConfig{envios: 400, kills: 12, sendTimeout: 10 * time.Second, wait: 90 * time.Second}
+	cfg := crashConfig{envios: 400, kills: 12, sendTimeout: 10 * time.Second, wait: 90 * time.Second, finish: 5 * time.Minute}
 	if os.Getenv("LEADMASTER_CHAOS") == "1" {
-		cfg = crashConfig{envios: 10000, kills: 20, chaos: true, sendTimeout: 5 * time.Second, wait: 15 * time.Minute}
+		cfg = crashConfig{envios: 10000, kills: 20, chaos: true, sendTimeout: 5 * time.Second, wait: 15 * time.Minute, finish: 50 * time.Minute}
 	} else if testing.Short() {
 		cfg.envios, cfg.kills = 120, 10
 	}
@@ -77,6 +77,7 @@ type crashConfig struct {
 	seed          int64
 	sendTimeout   time.Duration
 	wait          time.Duration // longest wait for progress (chaos: retries wait for their backoff)
+	finish        time.Duration // longest wait, after the last kill, for the campaign to end
 }
 
 const (
@@ -162,10 +163,12 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	}
 	var kills []killRecord
 	cursor := uint64(0)
-	maxFurther := max(1, cfg.envios/(2*cfg.kills))
 	done := false
+	open := uint64(cfg.envios)
 	for len(kills) < cfg.kills && !done {
-		further := rng.IntN(maxFurther + 1)
+		// Spread the kills over the campaign: on average 1/(kills left + 1)
+		// of what is still open goes out before the next kill.
+		further := rng.IntN(max(1, 2*int(open)/(cfg.kills-len(kills)+1)) + 1)
 		moment := []string{"message", "ack", "logged_in"}[rng.IntN(3)]
 		if moment == "logged_in" {
 			further = 0 // the next login of the device: kill during recovery and reconnection
@@ -186,8 +189,9 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		kills = append(kills, killRecord{further, moment})
 		cursor = sim.lastSeq(t, cursor)
 		srv = startServe()
+		st := srv.stats(t)
+		open = st.Open
 		if cfg.chaos || testing.Verbose() {
-			st := srv.stats(t)
 			t.Logf("kill %d at %v (%d further acks, then %s): %d of %d envíos final", len(kills),
 				time.Since(start).Round(time.Second), further, moment, st.Total-st.Open, st.Total)
 		}
@@ -195,7 +199,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	if len(kills) < cfg.kills {
 		t.Fatalf("the campaign ended after %d of %d kills: make it larger (seed %d)", len(kills), cfg.kills, cfg.seed)
 	}
-	srv.waitTerminada(t, cfg.wait)
+	srv.waitTerminada(t, cfg.finish)
 	srv.stop(t)
 	elapsed := time.Since(start)
 
@@ -626,6 +630,11 @@ func (p *serveProc) waitTerminada(t *testing.T, limit time.Duration) {
 		return
 	}
 	for sc.Scan() {
+		if sc.Text() == ": heartbeat" { // events may be dropped for a slow reader: look now and then
+			if st := p.stats(t); st.Status == engine.Terminada {
+				return
+			}
+		}
 		data, ok := strings.CutPrefix(sc.Text(), "data: ")
 		if !ok {
 			continue
