@@ -161,24 +161,26 @@ func browserCSV() (csv string, good int, rejectedLines []int) {
 	return b.String(), 12, []int{14, 16, 17}
 }
 
-func TestBrowser(t *testing.T) {
+// browser is a headless Chromium tab with the test's helpers: every step
+// is logged with its duration; a failing step saves a screenshot; errors
+// thrown in the page fail the test at the end.
+type browser struct {
+	t         *testing.T
+	bctx, ctx context.Context
+	docs      string // LEADMASTER_SCREENSHOTS: where doc screenshots go ("" = none)
+	artifacts string // where a failure screenshot goes
+
+	mu         sync.Mutex
+	jsErrors   []string
+	qrRequests int
+}
+
+// newBrowser starts Chromium, or skips the test when there is none.
+func newBrowser(t *testing.T) *browser {
 	bin := chromiumPath()
 	if bin == "" {
 		t.Skip("no chromium binary found (apt-get install chromium, or set LEADMASTER_CHROMIUM): the page's browser test cannot run")
 	}
-	start := time.Now()
-	st := startBrowserStack(t)
-
-	// A fresh cliente, as `leadmaster demo` makes one, and a campaña paced
-	// so that pause and resume can be seen (about 4 sends a second).
-	const cliente, campaign = "demo", "bienvenida"
-	st.call(t, "POST", "/api/clientes", map[string]any{"id": cliente, "nombre": "Demo Pyme", "region": "AR"}, nil)
-	st.call(t, "POST", "/api/clientes/"+cliente+"/campaigns", map[string]any{
-		"id": campaign, "nombre": "Bienvenida", "plantilla": "Hola {{nombre}}, te escribimos por {{producto}}.",
-		"ritmo": map[string]any{"min_delay": int64(200 * time.Millisecond), "max_delay": int64(300 * time.Millisecond)},
-	}, nil)
-
-	// The browser.
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.UserDataDir(t.TempDir()),
@@ -194,20 +196,18 @@ func TestBrowser(t *testing.T) {
 		chromedp.WindowSize(1280, 900),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
 	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
-	defer cancel()
-
-	// Page errors fail the test; requests are counted (the QR must not be
-	// polled).
-	var mu sync.Mutex
-	var jsErrors []string
-	qrRequests := 0
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	b := &browser{t: t, bctx: bctx, ctx: ctx, docs: os.Getenv("LEADMASTER_SCREENSHOTS"), artifacts: os.Getenv("LEADMASTER_ARTIFACTS")}
+	if b.artifacts == "" {
+		b.artifacts = os.TempDir()
+	}
+	// Page errors fail the test; QR requests are counted (the QR must not
+	// be polled).
 	err := chromedp.Listen(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
+		b.mu.Lock()
+		defer b.mu.Unlock()
 		switch ev := ev.(type) {
 		case *runtime.EventExceptionThrown:
 			d := ev.ExceptionDetails
@@ -215,156 +215,180 @@ func TestBrowser(t *testing.T) {
 			if d.Exception != nil {
 				msg += " " + d.Exception.Description
 			}
-			jsErrors = append(jsErrors, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, msg))
+			b.jsErrors = append(b.jsErrors, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, msg))
 		case *runtime.EventConsoleAPICalled:
 			if ev.Type == runtime.ConsoleAPICalledTypeError {
 				var parts []string
 				for _, a := range ev.Args {
 					parts = append(parts, string(a.Value))
 				}
-				jsErrors = append(jsErrors, "console.error: "+strings.Join(parts, " "))
+				b.jsErrors = append(b.jsErrors, "console.error: "+strings.Join(parts, " "))
 			}
 		case *network.EventRequestWillBeSent:
 			if strings.Contains(ev.Request.URL, "/session/qr") {
-				qrRequests++
+				b.qrRequests++
 			}
 		}
 	})
 	if err != nil {
 		t.Fatalf("start chromium (%s): %v", bin, err)
 	}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if len(b.jsErrors) > 0 {
+			t.Errorf("errors in the page:\n%s", strings.Join(b.jsErrors, "\n"))
+		}
+	})
+	return b
+}
 
-	artifacts := os.Getenv("LEADMASTER_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = os.TempDir()
+func (b *browser) qrCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.qrRequests
+}
+
+func (b *browser) shoot(name string) string {
+	sctx, c := context.WithTimeout(b.bctx, 10*time.Second)
+	defer c()
+	buf, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return ""
 	}
-	shoot := func(name string) string {
-		sctx, c := context.WithTimeout(bctx, 10*time.Second)
-		defer c()
-		buf, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Logf("screenshot %s: %v", name, err)
-			return ""
-		}
-		p := filepath.Join(artifacts, name)
-		if err := os.WriteFile(p, buf, 0o644); err != nil {
-			t.Logf("screenshot %s: %v", name, err)
-			return ""
-		}
-		return p
+	p := filepath.Join(b.artifacts, name)
+	if err := os.WriteFile(p, buf, 0o644); err != nil {
+		b.t.Logf("screenshot %s: %v", name, err)
+		return ""
 	}
-	fail := func(name, msg string) {
-		t.Helper()
-		p := shoot(fmt.Sprintf("leadmaster-browser-failure-%d.png", time.Now().UnixNano()))
-		loc, _ := chromedp.Run(bctx, chromedp.Location())
-		mu.Lock()
-		errs := strings.Join(jsErrors, "\n")
-		mu.Unlock()
-		t.Fatalf("step %q: %s (page %s; screenshot %s)\npage errors:\n%s", name, msg, loc, p, errs)
+	return p
+}
+
+func (b *browser) fail(name, msg string) {
+	b.t.Helper()
+	p := b.shoot(fmt.Sprintf("leadmaster-browser-failure-%d.png", time.Now().UnixNano()))
+	loc, _ := chromedp.Run(b.bctx, chromedp.Location())
+	b.mu.Lock()
+	errs := strings.Join(b.jsErrors, "\n")
+	b.mu.Unlock()
+	b.t.Fatalf("step %q: %s (page %s; screenshot %s)\npage errors:\n%s", name, msg, loc, p, errs)
+}
+
+func (b *browser) step(name string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	began := time.Now()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.fail(name, err.Error())
 	}
-	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		began := time.Now()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			fail(name, err.Error())
-		}
-		t.Logf("ok   %-64s %5dms", name, time.Since(began).Milliseconds())
+	b.t.Logf("ok   %-64s %5dms", name, time.Since(began).Milliseconds())
+}
+
+func (b *browser) check(name string, ok bool, format string, args ...any) {
+	b.t.Helper()
+	if !ok {
+		b.fail(name, fmt.Sprintf(format, args...))
 	}
-	check := func(name string, ok bool, format string, args ...any) {
-		t.Helper()
-		if !ok {
-			fail(name, fmt.Sprintf(format, args...))
-		}
-		t.Logf("ok   %s", name)
+	b.t.Logf("ok   %s", name)
+}
+
+func browserEval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.fail(expr, err.Error())
 	}
-	evalInt := func(expr string) int {
-		t.Helper()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr))
-		if err != nil {
-			fail(expr, err.Error())
-		}
-		return n
+	return v
+}
+
+func (b *browser) evalInt(expr string) int       { b.t.Helper(); return browserEval[int](b, expr) }
+func (b *browser) evalBool(expr string) bool     { b.t.Helper(); return browserEval[bool](b, expr) }
+func (b *browser) evalString(expr string) string { b.t.Helper(); return browserEval[string](b, expr) }
+
+// num is the data-n of the element sel (-1 if none).
+func (b *browser) num(sel string) int {
+	b.t.Helper()
+	return b.evalInt(fmt.Sprintf(`Number(document.querySelector(%q)?.dataset.n ?? -1)`, sel))
+}
+
+// waitJS waits until the expression is true (checked every 100ms).
+func waitJS(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second))
+}
+
+// doc saves a screenshot under LEADMASTER_SCREENSHOTS (docs/), if set.
+func (b *browser) doc(name string) {
+	b.t.Helper()
+	if b.docs == "" {
+		return
 	}
-	evalBool := func(expr string) bool {
-		t.Helper()
-		b, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err != nil {
-			fail(expr, err.Error())
-		}
-		return b
+	b.step("screenshot "+name, chromedp.Sleep(300*time.Millisecond))
+	buf, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
 	}
-	evalString := func(expr string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			fail(expr, err.Error())
-		}
-		return s
+	if err := os.WriteFile(filepath.Join(b.docs, name), buf, 0o644); err != nil {
+		b.t.Fatal(err)
 	}
-	num := func(sel string) int {
-		t.Helper()
-		return evalInt(fmt.Sprintf(`Number(document.querySelector(%q)?.dataset.n ?? -1)`, sel))
+}
+
+// docSizes saves name-escritorio.png and name-telefono.png.
+func (b *browser) docSizes(name string) {
+	b.t.Helper()
+	if b.docs == "" {
+		return
 	}
-	// waitJS waits until the expression is true (checked every 100ms).
-	waitJS := func(expr string) chromedp.Action[chromedp.Void] {
-		return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(60*time.Second))
-	}
-	docs := os.Getenv("LEADMASTER_SCREENSHOTS") // "docs" rewrites docs/*.png
-	doc := func(name string) {
-		t.Helper()
-		if docs == "" {
-			return
-		}
-		if err := chromedp.Do(ctx, chromedp.Sleep(300*time.Millisecond)); err != nil {
-			t.Fatal(err)
-		}
-		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(docs, name), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	progress := func() int { return evalInt(`Number(document.querySelector('#campaign-progress').dataset.done)`) }
+	b.doc(name + "-escritorio.png")
+	b.step("phone size", chromedp.EmulateViewport(390, 844))
+	b.doc(name + "-telefono.png")
+	b.step("desktop size", chromedp.EmulateViewport(1280, 900))
+}
+
+func TestBrowser(t *testing.T) {
+	b := newBrowser(t)
+	start := time.Now()
+	st := startBrowserStack(t)
+
+	// A fresh cliente, as `leadmaster demo` makes one, and a campaña paced
+	// so that pause and resume can be seen (about 4 sends a second).
+	const cliente, campaign = "demo", "bienvenida"
+	st.call(t, "POST", "/api/clientes", map[string]any{"id": cliente, "nombre": "Demo Pyme", "region": "AR"}, nil)
+	st.call(t, "POST", "/api/clientes/"+cliente+"/campaigns", map[string]any{
+		"id": campaign, "nombre": "Bienvenida", "plantilla": "Hola {{nombre}}, te escribimos por {{producto}}.",
+		"ritmo": map[string]any{"min_delay": int64(200 * time.Millisecond), "max_delay": int64(300 * time.Millisecond)},
+	}, nil)
+	progress := func() int { return b.evalInt(`Number(document.querySelector('#campaign-progress').dataset.done)`) }
 
 	// 1. Log in with the one-time link's token; the hash is cleared.
-	step("log in with #token= and land on the demo cliente",
+	b.step("log in with #token= and land on the demo cliente",
 		chromedp.Navigate(st.url+"/#token="+st.token),
 		chromedp.WaitVisible(`#app`),
 		chromedp.WaitVisible(`#clientes button[data-cliente="demo"][aria-current="true"]`),
 	)
-	hash, stored := evalString(`location.hash`), evalString(`sessionStorage.getItem('lm.token')`)
-	check("token taken from the link, hash cleared", hash == "" && stored == st.token, "hash %q, stored token %q", hash, stored)
-	evalBool(`window.__sameDocument = true`)
+	hash, stored := b.evalString(`location.hash`), b.evalString(`sessionStorage.getItem('lm.token')`)
+	b.check("token taken from the link, hash cleared", hash == "" && stored == st.token, "hash %q, stored token %q", hash, stored)
+	b.evalBool(`window.__sameDocument = true`)
 
 	// 2. The QR of the fresh cliente, as an image.
-	step("see the QR of the fresh cliente as an image",
+	b.step("see the QR of the fresh cliente as an image",
 		chromedp.WaitVisible(`#qr-img`),
 		waitJS(`document.querySelector('#qr-img').complete && document.querySelector('#qr-img').naturalWidth > 0`),
 		chromedp.WaitVisible(`#session-badge[data-state="QR_REQUIRED"]`),
 		chromedp.WaitVisible(`#demo-scan`),
 	)
-	qrWidth := evalInt(`document.querySelector('#qr-img').naturalWidth`)
-	check("QR image decoded", qrWidth >= 200, "QR image is %dpx wide", qrWidth)
-	doc("sesion-qr-escritorio.png")
-	if docs != "" {
-		step("phone size", chromedp.EmulateViewport(390, 844))
-		doc("sesion-qr-telefono.png")
-		step("desktop size", chromedp.EmulateViewport(1280, 900))
-	}
+	qrWidth := b.evalInt(`document.querySelector('#qr-img').naturalWidth`)
+	b.check("QR image decoded", qrWidth >= 200, "QR image is %dpx wide", qrWidth)
+	b.docSizes("sesion-qr")
 
 	// 3. The simulated phone scans it; READY arrives over SSE, no reload.
-	step("click the simulated scan and see READY without a reload",
+	b.step("click the simulated scan and see READY without a reload",
 		chromedp.Click(`#demo-scan`),
 		chromedp.WaitVisible(`#session-badge[data-state="READY"]`),
 		chromedp.WaitNotVisible(`#qr-box`),
 		chromedp.WaitVisible(`#session-logout`),
 	)
-	check("no reload", evalBool(`window.__sameDocument === true`), "the page was reloaded")
-	mu.Lock()
-	qrAtReady := qrRequests
-	mu.Unlock()
+	b.check("no reload", b.evalBool(`window.__sameDocument === true`), "the page was reloaded")
+	qrAtReady := b.qrCount()
 
 	// 4. Upload a CSV with bad rows and see them reported.
 	csv, good, bad := browserCSV()
@@ -372,51 +396,46 @@ func TestBrowser(t *testing.T) {
 	if err := os.WriteFile(csvPath, []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	step("open the campaña",
+	b.step("open the campaña",
 		chromedp.Click(`#campaign-list li[data-campaign="bienvenida"] button`),
 		chromedp.WaitVisible(`#campaign-estado[data-state="borrador"]`),
 	)
-	step("upload the CSV and see the report of its bad rows",
+	b.step("upload the CSV and see the report of its bad rows",
 		chromedp.SetUploadFiles(`#csv-file`, []string{csvPath}),
 		chromedp.Click(`#upload-form button[type="submit"]`),
 		chromedp.WaitVisible(`#report`),
 		chromedp.WaitVisible(`#report-rechazos`),
 	)
-	lines := evalString(`[...document.querySelectorAll('#report-rechazos tbody tr td:first-child')].map(td => td.textContent).join(',')`)
-	check("rejected rows listed by line", lines == strings.Trim(strings.Join(strings.Fields(fmt.Sprint(bad)), ","), "[]"), "rejected lines %q, want %v", lines, bad)
-	check("accepted count", num(`#report [data-key="aceptados"] dd`) == good, "aceptados %d, want %d", num(`#report [data-key="aceptados"] dd`), good)
-	check("duplicate count", num(`#report [data-key="duplicados"] dd`) == 1, "duplicados %d, want 1", num(`#report [data-key="duplicados"] dd`))
-	upDone := evalBool(`(() => { const p = document.querySelector('#upload-progress'); return p.value === p.max && p.dataset.done === '1'; })()`)
-	impDone := evalBool(`(() => { const p = document.querySelector('#import-progress'); return p.value === p.max && p.dataset.done === '1'; })()`)
-	check("upload and import progress bars full", upDone && impDone, "upload bar done %v, import bar done %v", upDone, impDone)
-	step("the campaña shows its envíos pendiente",
+	lines := b.evalString(`[...document.querySelectorAll('#report-rechazos tbody tr td:first-child')].map(td => td.textContent).join(',')`)
+	b.check("rejected rows listed by line", lines == strings.Trim(strings.Join(strings.Fields(fmt.Sprint(bad)), ","), "[]"), "rejected lines %q, want %v", lines, bad)
+	b.check("accepted count", b.num(`#report [data-key="aceptados"] dd`) == good, "aceptados %d, want %d", b.num(`#report [data-key="aceptados"] dd`), good)
+	b.check("duplicate count", b.num(`#report [data-key="duplicados"] dd`) == 1, "duplicados %d, want 1", b.num(`#report [data-key="duplicados"] dd`))
+	upDone := b.evalBool(`(() => { const p = document.querySelector('#upload-progress'); return p.value === p.max && p.dataset.done === '1'; })()`)
+	impDone := b.evalBool(`(() => { const p = document.querySelector('#import-progress'); return p.value === p.max && p.dataset.done === '1'; })()`)
+	b.check("upload and import progress bars full", upDone && impDone, "upload bar done %v, import bar done %v", upDone, impDone)
+	b.step("the campaña shows its envíos pendiente",
 		waitJS(fmt.Sprintf(`document.querySelector('#campaign-progress').dataset.total === '%d'`, good)),
 		waitJS(fmt.Sprintf(`document.querySelector('#counts [data-state="pendiente"] dd').dataset.n === '%d'`, good)),
 	)
-	doc("campana-reporte-escritorio.png")
-	if docs != "" {
-		step("phone size", chromedp.EmulateViewport(390, 844))
-		doc("campana-reporte-telefono.png")
-		step("desktop size", chromedp.EmulateViewport(1280, 900))
-	}
+	b.docSizes("campana-reporte")
 
 	// 5. Start; pause while it runs; resume; it ends with every count final.
-	step("start the campaña and watch the progress bar move",
+	b.step("start the campaña and watch the progress bar move",
 		chromedp.Click(`#act-start`),
 		chromedp.WaitVisible(`#campaign-estado[data-state="activa"]`),
 		waitJS(`Number(document.querySelector('#campaign-progress').dataset.done) >= 3`),
 	)
-	step("pause it",
+	b.step("pause it",
 		chromedp.Click(`#act-pause`),
 		chromedp.WaitVisible(`#campaign-estado[data-state="pausada"]`),
 		chromedp.WaitVisible(`#act-resume`),
 		chromedp.Sleep(1500*time.Millisecond), // a send in flight when paused still ends
 	)
 	donePaused := progress()
-	step("paused: wait", chromedp.Sleep(1500*time.Millisecond))
+	b.step("paused: wait", chromedp.Sleep(1500*time.Millisecond))
 	doneLater := progress()
-	check("paused: nothing more is sent", doneLater == donePaused && donePaused < good, "done %d after pausing, %d later, of %d", donePaused, doneLater, good)
-	step("resume it and watch the bar reach the end",
+	b.check("paused: nothing more is sent", doneLater == donePaused && donePaused < good, "done %d after pausing, %d later, of %d", donePaused, doneLater, good)
+	b.step("resume it and watch the bar reach the end",
 		chromedp.Click(`#act-resume`),
 		chromedp.WaitVisible(`#campaign-estado[data-state="activa"]`),
 		waitJS(fmt.Sprintf(`document.querySelector('#campaign-progress').dataset.done === '%d'`, good)),
@@ -433,7 +452,7 @@ func TestBrowser(t *testing.T) {
 	pageCounts := func() map[string]int {
 		m := map[string]int{}
 		for _, s := range states {
-			if n := num(fmt.Sprintf(`#counts [data-state=%q] dd`, s)); n != 0 {
+			if n := b.num(fmt.Sprintf(`#counts [data-state=%q] dd`, s)); n != 0 {
 				m[s] = n
 			}
 		}
@@ -462,50 +481,140 @@ func TestBrowser(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			fail("counts reach their final values", fmt.Sprintf("page shows %v, API says %v", page, api))
+			b.fail("counts reach their final values", fmt.Sprintf("page shows %v, API says %v", page, api))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	check("the counts reach their final values, as the API says", stats.Total == good && stats.Estado == "terminada" &&
+	b.check("the counts reach their final values, as the API says", stats.Total == good && stats.Estado == "terminada" &&
 		final["enviado"]+final["entregado"]+final["leido"] == good, "final counts %v, total %d, estado %s", final, stats.Total, stats.Estado)
 	if final["leido"] != good {
 		t.Logf("note: %d of %d envíos never got to leido (%v): a receipt was lost", good-final["leido"], good, final)
 	}
-	step("the chart counts every envío sent",
+	b.step("the chart counts every envío sent",
 		waitJS(fmt.Sprintf(`document.querySelector('#chart [data-series="sent"]')?.textContent === '%d'`, good)),
 		waitJS(fmt.Sprintf(`document.querySelector('#chart [data-series="read"]')?.textContent === '%d'`, final["leido"])),
 	)
-	polylines := evalInt(`document.querySelectorAll('#chart svg polyline').length`)
-	check("the chart draws sent, delivered and read", polylines == 3, "%d series drawn, want 3", polylines)
-	mu.Lock()
-	qrAfter := qrRequests
-	mu.Unlock()
-	check("the QR was fetched on events, not polled", qrAfter == qrAtReady && qrAtReady <= 3, "QR requests: %d until READY, %d at the end", qrAtReady, qrAfter)
-	doc("campana-terminada-escritorio.png")
+	polylines := b.evalInt(`document.querySelectorAll('#chart svg polyline').length`)
+	b.check("the chart draws sent, delivered and read", polylines == 3, "%d series drawn, want 3", polylines)
+	qrAfter := b.qrCount()
+	b.check("the QR was fetched on events, not polled", qrAfter == qrAtReady && qrAtReady <= 3, "QR requests: %d until READY, %d at the end", qrAtReady, qrAfter)
+	b.doc("campana-terminada-escritorio.png")
 
 	// 6. English switch, and the phone-sized layout.
-	step("switch to English", chromedp.Click(`#lang`))
-	heading := evalString(`document.querySelector('#campaigns-h').textContent`)
-	check("English headings", heading == "Campaigns", "heading %q", heading)
-	doc("campaign-finished-desktop-en.png")
-	step("back to Spanish", chromedp.Click(`#lang`), chromedp.WaitVisible(`#campaign-estado[data-state="terminada"]`))
-	step("phone size", chromedp.EmulateViewport(390, 844), chromedp.Sleep(300*time.Millisecond))
-	check("phone size: nothing wider than the screen", evalBool(`document.documentElement.scrollWidth <= window.innerWidth`),
-		"the page scrolls sideways at 390px (%dpx wide)", evalInt(`document.documentElement.scrollWidth`))
-	doc("campana-terminada-telefono.png")
-	step("the editor with its live preview",
+	b.step("switch to English", chromedp.Click(`#lang`))
+	heading := b.evalString(`document.querySelector('#campaigns-h').textContent`)
+	b.check("English headings", heading == "Campaigns", "heading %q", heading)
+	b.doc("campaign-finished-desktop-en.png")
+	b.step("back to Spanish", chromedp.Click(`#lang`), chromedp.WaitVisible(`#campaign-estado[data-state="terminada"]`))
+	b.step("phone size", chromedp.EmulateViewport(390, 844), chromedp.Sleep(300*time.Millisecond))
+	b.check("phone size: nothing wider than the screen", b.evalBool(`document.documentElement.scrollWidth <= window.innerWidth`),
+		"the page scrolls sideways at 390px (%dpx wide)", b.evalInt(`document.documentElement.scrollWidth`))
+	b.doc("campana-terminada-telefono.png")
+	b.step("the editor with its live preview",
 		chromedp.Click(`#campaign-h button`),
 		chromedp.WaitVisible(`#editor`),
 		waitJS(`document.querySelector('#preview').dataset.state === 'ok' && document.querySelector('#preview').textContent.includes('Ana')`),
 	)
-	doc("editor-telefono.png")
-	step("desktop editor", chromedp.EmulateViewport(1280, 900), chromedp.ScrollIntoView(`#editor`))
-	doc("editor-escritorio.png")
+	b.doc("editor-telefono.png")
+	b.step("desktop editor", chromedp.EmulateViewport(1280, 900), chromedp.ScrollIntoView(`#editor`))
+	b.doc("editor-escritorio.png")
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(jsErrors) > 0 {
-		t.Fatalf("errors in the page:\n%s", strings.Join(jsErrors, "\n"))
-	}
 	t.Logf("browser test done in %v (QR fetched %d times)", time.Since(start).Round(time.Millisecond), qrAfter)
+}
+
+// TestBrowserDemo is what a new user does: `leadmaster demo` prints a link,
+// the page opens on the demo cliente with its QR, the simulated phone scans
+// it from the page's button, and the example campaign (the embedded
+// contactos.csv and demo.lua) runs to its end while the page follows it,
+// replies and opt-outs included.
+func TestBrowserDemo(t *testing.T) {
+	b := newBrowser(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out, w := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"demo", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--autoscan", "0",
+			"--min-delay", "50ms", "--max-delay", "150ms", "--log-level", "warn", "--log-format", "text"},
+			strings.NewReader(""), w, testWriter{t})
+		w.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("leadmaster demo exited with %d", code)
+		}
+	})
+	link := make(chan string, 1)
+	go func() { // the demo's output: find the link, keep draining
+		buf := make([]byte, 4096)
+		var seen strings.Builder
+		sent := false
+		for {
+			n, err := out.Read(buf)
+			seen.Write(buf[:n])
+			if i := strings.Index(seen.String(), "open http"); !sent && i >= 0 {
+				rest := seen.String()[i+len("open "):]
+				if j := strings.IndexAny(rest, " \n"); j > 0 {
+					link <- rest[:j]
+					sent = true
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var url string
+	select {
+	case url = <-link:
+	case <-time.After(30 * time.Second):
+		t.Fatal("leadmaster demo printed no link")
+	}
+	token := url[strings.Index(url, "#token=")+len("#token="):]
+	api := &browserStack{url: url[:strings.Index(url, "/#")], token: token}
+
+	b.step("open the printed link: the demo cliente with its QR",
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(`#clientes button[data-cliente="demo"][aria-current="true"]`),
+		chromedp.WaitVisible(`#session-badge[data-state="QR_REQUIRED"]`),
+		waitJS(`document.querySelector('#qr-img').complete && document.querySelector('#qr-img').naturalWidth > 0`),
+		chromedp.WaitVisible(`#demo-scan`),
+	)
+	b.step("scan with the simulated phone: READY, and the example campaign runs to its end",
+		chromedp.Click(`#demo-scan`),
+		chromedp.WaitVisible(`#session-badge[data-state="READY"]`),
+		chromedp.WaitVisible(`#campaign-estado[data-state="terminada"]`),
+		waitJS(`document.querySelector('#campaign-progress').dataset.done === document.querySelector('#campaign-progress').dataset.total`),
+		waitJS(`document.querySelectorAll('#replies-table tr.baja').length > 0`),
+	)
+	var stats struct {
+		Conteos map[string]int `json:"conteos"`
+		Total   int            `json:"total"`
+	}
+	var api1, page map[string]int
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		api.call(t, "GET", "/api/clientes/demo/campaigns/bienvenida/stats", nil, &stats)
+		api1, page = map[string]int{}, map[string]int{}
+		for s, n := range stats.Conteos {
+			if n != 0 {
+				api1[s] = n
+			}
+			if m := b.num(fmt.Sprintf(`#counts [data-state=%q] dd`, s)); m != 0 {
+				page[s] = m
+			}
+		}
+		if fmt.Sprint(api1) == fmt.Sprint(page) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.fail("the page's counts are the API's", fmt.Sprintf("page %v, API %v", page, api1))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.check("the page's counts are the API's", stats.Total > 0 && api1["pendiente"] == 0 && api1["enviando"] == 0, "final counts %v", api1)
+	t.Logf("demo campaign: %v", api1)
+	bajas := b.evalInt(`document.querySelectorAll('#replies-table tr.baja').length`)
+	journal := b.evalInt(`document.querySelectorAll('#journal-table tbody tr').length`)
+	b.check("replies with their opt-outs, and the journal tail", bajas > 0 && journal > 0, "%d bajas, %d journal rows", bajas, journal)
+	b.docSizes("demo-terminada")
 }
