@@ -2,6 +2,9 @@ package wasim_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,6 +85,18 @@ func TestSendMessage(t *testing.T) {
 		}
 	})
 
+	t.Run("AfterReply", func(t *testing.T) {
+		// The conversation goes on over the session both sides now hold (type "msg").
+		if _, err := tc.cli.SendMessage(ctx, bob, text("tercero"), whatsmeow.SendRequestExtra{ID: "3EB0AAAAAAAAAAAAAAAA03"}); err != nil {
+			t.Fatal(err)
+		}
+		if e, _ := sim.LedgerEntry(me, "3EB0AAAAAAAAAAAAAAAA03"); !e.Decrypted || e.Text != "tercero" {
+			t.Errorf("ledger = %+v", e)
+		}
+		waitFor[*events.Receipt](tc)
+		waitFor[*events.Receipt](tc)
+	})
+
 	t.Run("FirstContact", func(t *testing.T) {
 		sim.AddUser("15550003333", "Carol")
 		if _, err := sim.SendText(ctx, "15550003333", me.ToNonAD(), "hola de Carol"); err != nil {
@@ -121,8 +136,8 @@ func TestSendMessage(t *testing.T) {
 		if e.Arrivals != 2 || e.Acks != 2 || resp2.Timestamp.Unix() != e.Timestamp {
 			t.Errorf("after a resend: ledger %+v, resend t %d", e, resp2.Timestamp.Unix())
 		}
-		if got := sim.DeliveredTo()[bob.String()]; got != 2 { // "hola Bob" once + "segundo"
-			t.Errorf("bob saw %d distinct messages, want 2", got)
+		if got := sim.DeliveredTo()[bob.String()]; got != 3 { // "hola Bob" once, "segundo", "tercero"
+			t.Errorf("bob saw %d distinct messages, want 3", got)
 		}
 	})
 	tc.close()
@@ -133,4 +148,72 @@ func waitCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestSeveralClients has three paired clients (three clientes) send to five simulated
+// recipients at the same time; one recipient answers BAJA to the first message of each sender.
+func TestSeveralClients(t *testing.T) {
+	checkLeaks(t)
+	sim := fixtureSim(t, wasim.Options{})
+	var tcs []*testClient
+	for i := range fixtureClients {
+		tcs = append(tcs, fixtureClient(t, sim, i))
+	}
+	var recipients []types.JID
+	for i := range 5 {
+		phone := fmt.Sprintf("1555000200%d", i)
+		recipients = append(recipients, sim.AddUser(phone, fmt.Sprintf("Contacto %d", i)))
+		sim.SetBehavior(phone, wasim.Behavior{Deliver: true})
+	}
+	sim.SetBehavior("15550002000", wasim.Behavior{Deliver: true, ReplyFirst: "BAJA"})
+	const perClient = 10
+	ctx := testCtx(t)
+	errs := make(chan error, len(tcs)*perClient)
+	var wg sync.WaitGroup
+	for ci, tc := range tcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range perClient {
+				id := fmt.Sprintf("3EB0%02d%016d", ci, m)
+				to := recipients[m%len(recipients)]
+				if _, err := tc.cli.SendMessage(ctx, to, text(fmt.Sprintf("hola %s de %d", to.User, ci)), whatsmeow.SendRequestExtra{ID: id}); err != nil {
+					errs <- fmt.Errorf("client %d message %d: %w", ci, m, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ledger := sim.Ledger()
+	if len(ledger) != len(tcs)*perClient {
+		t.Fatalf("ledger has %d entries, want %d", len(ledger), len(tcs)*perClient)
+	}
+	for _, e := range ledger {
+		if !e.Decrypted || e.Acks != 1 || e.Arrivals != 1 || !strings.HasPrefix(e.Text, "hola "+strings.TrimSuffix(e.To, "@s.whatsapp.net")) {
+			t.Errorf("ledger entry %+v", e)
+		}
+	}
+	for _, r := range recipients {
+		if got := sim.DeliveredTo()[r.String()]; got != len(tcs)*perClient/len(recipients) {
+			t.Errorf("%s saw %d messages, want %d", r, got, len(tcs)*perClient/len(recipients))
+		}
+	}
+	for _, tc := range tcs {
+		waitCount[*events.Receipt](tc, perClient)
+		m := waitFor[*events.Message](tc)
+		if m.Message.GetConversation() != "BAJA" || m.Info.Sender.User != "15550002000" {
+			t.Errorf("got %q from %s, want BAJA from 15550002000", m.Message.GetConversation(), m.Info.Sender)
+		}
+	}
+	for _, tc := range tcs {
+		tc.close()
+		tc.assertCleanLog()
+		if n := countOf[*events.Message](tc); n != 1 {
+			t.Errorf("client got %d replies, want 1 (BAJA answers only the first message)", n)
+		}
+	}
 }

@@ -206,8 +206,10 @@ func (p *phoneDevice) StoreSession(_ context.Context, a *protocol.SignalAddress,
 	return nil
 }
 func (p *phoneDevice) ContainsSession(_ context.Context, a *protocol.SignalAddress) (bool, error) {
+	// record.Session.IsFresh stays true for a record never serialised, so it cannot tell
+	// here: a usable session is one with a sending chain.
 	s := p.sessions[a.String()]
-	return s != nil && !s.IsFresh(), nil
+	return s != nil && s.SessionState() != nil && s.SessionState().HasSenderChain(), nil
 }
 func (p *phoneDevice) DeleteSession(_ context.Context, a *protocol.SignalAddress) error {
 	delete(p.sessions, a.String())
