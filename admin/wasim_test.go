@@ -137,6 +137,40 @@ func TestWasimQRPairAndSend(t *testing.T) {
 	if got := len(sim.Ledger()); got != 2 {
 		t.Fatalf("simulator ledger has %d messages", got)
 	}
+
+	// Logout through the API: LOGGED_OUT, and a new QR is offered.
+	h.must(200, h.do("POST", "/api/clientes/c1/session/logout", adminTok, nil)).json(t, &st)
+	if st.State != engine.SessionLoggedOut {
+		t.Fatalf("after logout: %+v", st)
+	}
+	h.must(200, h.do("GET", "/api/clientes/c1/session/qr?format=json&timeout=20s", adminTok, nil))
+
+	// Pairing by code on a second cliente: the phone types the code.
+	h.must(201, h.do("POST", "/api/clientes", adminTok, map[string]string{"id": "c2", "region": "US"}))
+	const phone2 = "15550002222"
+	var pc map[string]string
+	h.must(200, h.do("POST", "/api/clientes/c2/session/pair", adminTok, map[string]string{"phone": "+" + phone2})).json(t, &pc)
+	if len(pc["code"]) < 8 {
+		t.Fatalf("pair code %v", pc)
+	}
+	seq2 := sim.LastEvent()
+	jid2, err := sim.EnterPairCode(ctxFor(t), phone2, pc["code"])
+	if err != nil {
+		t.Fatalf("EnterPairCode: %v", err)
+	}
+	for ev := range events {
+		if ev.Type == "session" && ev.Session.Cliente == "c2" && ev.Session.State == engine.SessionReady {
+			break
+		}
+	}
+	if _, err := sim.WaitEvent(ctxFor(t), seq2, wasim.Is(wasim.EventPreKeys, jid2.String())); err != nil {
+		t.Fatal(err)
+	}
+	h.must(200, h.do("GET", "/api/clientes/c2/session", adminTok, nil)).json(t, &st)
+	if st.State != engine.SessionReady {
+		t.Fatalf("c2 after pair code: %+v", st)
+	}
+	h.must(409, h.do("POST", "/api/clientes/c2/session/pair", adminTok, map[string]string{"phone": "+" + phone2}))
 }
 
 func ctxFor(t *testing.T) context.Context {
