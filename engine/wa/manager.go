@@ -374,8 +374,9 @@ func (m *Manager) Logout(ctx context.Context, cliente string) error {
 	s.mu.Lock()
 	c, live := s.c, s.live
 	s.mu.Unlock()
-	reason := "operator"
+	reason := "operator (local only: not connected, the phone still lists the device)"
 	if c != nil && live {
+		reason = "operator"
 		if err := c.cli.Logout(ctx); err != nil {
 			// The device stays listed on the phone until removed there;
 			// ours is gone all the same.
