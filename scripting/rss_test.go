@@ -53,8 +53,8 @@ func TestRSS_HostileRepeated(t *testing.T) {
 				t.Fatalf("%s run %d: no error", h.name, i)
 			}
 		}
-		if m := s.Metrics(); m.Hooks["personalize"].Errors != runs {
-			t.Errorf("%s: %d errors counted, want %d", h.name, m.Hooks["personalize"].Errors, runs)
+		if m := s.Metrics(); m.Hooks["personalize"].Errors != runs || m.Stuck != 0 {
+			t.Errorf("%s: %d errors counted, want %d; %d calls ignored cancellation", h.name, m.Hooks["personalize"].Errors, runs, m.Stuck)
 		}
 		ok := false
 		for i := 0; i < 5 && !ok; i++ { // 10ms is tight on this machine: allow a stall

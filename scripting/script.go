@@ -37,6 +37,7 @@ type Script struct {
 	stats   map[string]*hookCounters
 	created atomic.Int64
 	dropped atomic.Int64
+	stuck   atomic.Int64
 }
 
 type hookCounters struct {
@@ -57,6 +58,10 @@ type Metrics struct {
 	Hooks           map[string]HookMetrics
 	StatesCreated   int64 // Lua states made (pool misses)
 	StatesDiscarded int64 // states thrown away after a failed call
+	// Stuck counts calls still running a second after their limit stopped
+	// them: it should stay 0 (every builtin checks for cancellation); if it
+	// grows, a script found a path that does not, and holds a goroutine.
+	Stuck int64
 }
 
 // Compile parses and compiles source with DefaultLimits. See CompileWith.
@@ -97,7 +102,7 @@ func CompileWith(name, source string, lim Limits) (s *Script, err error) {
 	for _, h := range append([]string{hookMain}, Hooks...) {
 		s.stats[h] = &hookCounters{}
 	}
-	s.pool = newPool(&s.lim, s.lib)
+	s.pool = newPool(&s.lim, s.lib, &s.stuck)
 	s.constTop = constantTopLevel(proto)
 
 	err = s.run(context.Background(), hookMain, callInput{now: time.Now()}, nil, func(env *lua.LTable) error {
@@ -193,7 +198,7 @@ func (s *Script) Limits() Limits { return s.lim }
 
 // Metrics returns a snapshot of the script's counters.
 func (s *Script) Metrics() Metrics {
-	m := Metrics{Hooks: map[string]HookMetrics{}, StatesCreated: s.created.Load(), StatesDiscarded: s.dropped.Load()}
+	m := Metrics{Hooks: map[string]HookMetrics{}, StatesCreated: s.created.Load(), StatesDiscarded: s.dropped.Load(), Stuck: s.stuck.Load()}
 	for _, h := range Hooks {
 		c := s.stats[h]
 		m.Hooks[h] = HookMetrics{
@@ -361,6 +366,7 @@ func (s *Script) run(ctx context.Context, hook string, in callInput, push func(*
 	fresh := true
 	if s.fresh {
 		st = newState(&s.lim, s.lib)
+		st.stuck = &s.stuck
 	} else {
 		st, fresh = s.pool.get()
 	}

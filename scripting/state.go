@@ -6,6 +6,7 @@ import (
 	"runtime/metrics"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -31,6 +32,7 @@ type state struct {
 	done chan struct{}
 
 	mu       sync.Mutex
+	stuck    *atomic.Int64 // the Script's counter of calls that ignored cancellation
 	active   bool
 	cause    error
 	parent   context.Context
@@ -256,7 +258,15 @@ func (st *state) end() error {
 func (st *state) tick() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if !st.active || st.cause != nil {
+	if !st.active {
+		return
+	}
+	if st.cause != nil {
+		// Still running a grace period after it was stopped: something
+		// did not check for cancellation. Count it, so it shows.
+		if st.stuck != nil {
+			st.stuck.Add(1)
+		}
 		return
 	}
 	if err := st.parent.Err(); err != nil {
@@ -285,7 +295,12 @@ func (st *state) tick() {
 func (st *state) cancelLocked(cause error) {
 	st.cause = cause
 	close(st.done)
+	st.timer.Reset(stuckGrace)
 }
+
+// stuckGrace is how long a stopped call may take to notice; a call still
+// running after it is counted in Metrics.Stuck.
+var stuckGrace = time.Second // a variable for tests
 
 // interrupted returns the cancellation cause once the call has been stopped.
 // Long-running builtins call it in their loops.
@@ -436,13 +451,14 @@ func (st *state) checkEnvio(e Envio) {
 // pool keeps idle states of one Script. Get never blocks: when the pool is
 // empty a new state is made.
 type pool struct {
-	lim  *Limits
-	lib  *library
-	idle chan *state
+	lim   *Limits
+	lib   *library
+	idle  chan *state
+	stuck *atomic.Int64
 }
 
-func newPool(lim *Limits, lib *library) *pool {
-	return &pool{lim: lim, lib: lib, idle: make(chan *state, lim.PoolSize)}
+func newPool(lim *Limits, lib *library, stuck *atomic.Int64) *pool {
+	return &pool{lim: lim, lib: lib, idle: make(chan *state, lim.PoolSize), stuck: stuck}
 }
 
 func (p *pool) get() (st *state, fresh bool) {
@@ -450,7 +466,9 @@ func (p *pool) get() (st *state, fresh bool) {
 	case st = <-p.idle:
 		return st, false
 	default:
-		return newState(p.lim, p.lib), true
+		st = newState(p.lim, p.lib)
+		st.stuck = p.stuck
+		return st, true
 	}
 }
 

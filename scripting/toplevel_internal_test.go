@@ -1,8 +1,15 @@
 package scripting
 
 import (
+	"context"
+	"errors"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
 )
 
 func TestConstantTopLevel(t *testing.T) {
@@ -37,5 +44,40 @@ func TestConstantTopLevel(t *testing.T) {
 		if s.constTop != want {
 			t.Errorf("%s: constTop = %v, want %v", name, s.constTop, want)
 		}
+	}
+}
+
+// TestStuckCallsAreCounted: a builtin that ignores cancellation (none of
+// ours does; this one is made for the test) keeps its call running past the
+// limit, and Metrics.Stuck says so.
+func TestStuckCallsAreCounted(t *testing.T) {
+	defer func(g time.Duration) { stuckGrace = g }(stuckGrace)
+	stuckGrace = 20 * time.Millisecond
+	lim := Limits{Timeout: 10 * time.Millisecond}.withDefaults()
+	var stuck atomic.Int64
+	st := newState(&lim, sharedLibrary())
+	st.stuck = &stuck
+	defer st.close()
+	release := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		st.begin(context.Background(), lim.Timeout)
+		st.L.Push(st.L.NewFunction(func(L *lua.LState) int { <-release; return 0 }))
+		err := st.L.PCall(0, 0, nil)
+		if cause := st.end(); cause != nil {
+			err = cause
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for stuck.Load() == 0 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	close(release)
+	if err := <-done; !errors.Is(err, ErrTimeout) {
+		t.Errorf("err = %v, want ErrTimeout", err)
+	}
+	if stuck.Load() == 0 {
+		t.Error("the stuck call was not counted")
 	}
 }
