@@ -228,6 +228,9 @@ func runCrash(t *testing.T, cfg crashConfig) {
 		recovered += n
 		recoveredBy = append(recoveredBy, strconv.Itoa(n))
 	}
+	if recovered == 0 {
+		t.Errorf("no kill caught an envío in enviando: the write-ahead window was not exercised (seed %d)", cfg.seed)
+	}
 	var moments []string
 	for _, k := range kills {
 		moments = append(moments, fmt.Sprintf("%d+%s", k.after, k.moment))
