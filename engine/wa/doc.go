@@ -20,6 +20,13 @@
 // it survives a dropped socket and is true again as soon as a new socket's
 // handshake completes, before the server accepted the login.
 //
+// Send, OnWhatsApp and Typing run under a context that ends when the gate
+// closes: a send in flight when the connection drops returns
+// engine.ErrSessionDown at once (its outcome unknown), instead of waiting
+// for whatsmeow's retry of the frame on the next socket, which waits 5 s or,
+// when the new socket's handshake finished first, until the caller's
+// deadline. A resend with the same message id is deduplicated by WhatsApp.
+//
 // # Reconnect
 //
 // whatsmeow reconnects by itself after a dropped socket (0 s, 2 s, 4 s …).
@@ -39,6 +46,10 @@
 //   - whatsmeow's frame reader leaks a goroutine if the server sends a frame
 //     after Disconnect stopped its consumer. Close a Manager when the server
 //     has nothing more to send (tests wait for the last receipt first).
+//   - whatsmeow dispatches events.Connected and events.Disconnected from
+//     separate goroutines. A Connected whose socket dropped before it was
+//     dispatched is ignored when the client has no socket at that moment;
+//     if the reconnect's handshake already finished, it is not detectable.
 //   - whatsmeow.WACertPubKey is process-wide: Options.Configure pointing
 //     clients at wasim makes the whole process talk to the simulator.
 package wa

@@ -130,26 +130,34 @@ func (m *Manager) Store() *devicestore.Container { return m.store }
 // at most Options.ConnectConcurrency at a time, and returns once each has
 // made its first connection attempt (the login completes asynchronously:
 // wait for READY on Subscribe). A cliente whose device is missing from the
-// store is marked LOGGED_OUT and its mapping forgotten.
+// store is marked LOGGED_OUT and its mapping forgotten. A session that
+// cannot start is logged and reported in the joined error; the others
+// start anyway.
 func (m *Manager) StartAll(ctx context.Context) error {
 	cs, err := m.db.Clientes(ctx)
 	if err != nil {
 		return fmt.Errorf("list clientes: %w", err)
 	}
 	var firsts []<-chan struct{}
+	var errs []error
 	for _, c := range cs {
 		if c.DeviceJID == "" {
 			continue
 		}
 		s, err := m.session(ctx, c.ID)
-		if err != nil {
+		if errors.Is(err, ErrClosed) {
 			return err
 		}
-		s.mu.Lock()
-		cn, err := s.startLocked(ctx, false)
-		s.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("start session of %s: %w", c.ID, err)
+		var cn *conn
+		if err == nil {
+			s.mu.Lock()
+			cn, err = s.startLocked(ctx, false)
+			s.mu.Unlock()
+		}
+		if err != nil { // one bad session does not keep the others off
+			m.log.Error("start session", "cliente", c.ID, "err", err)
+			errs = append(errs, fmt.Errorf("start session of %s: %w", c.ID, err))
+			continue
 		}
 		if cn != nil {
 			firsts = append(firsts, cn.first)
@@ -162,7 +170,7 @@ func (m *Manager) StartAll(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Close disconnects every client and waits for every goroutine the manager
