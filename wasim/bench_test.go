@@ -4,10 +4,12 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
 	"leadmaster/wasim"
@@ -74,3 +76,83 @@ func BenchmarkPairQR(b *testing.B) {
 }
 
 func phoneN(i int) string { return strconv.Itoa(15559000000 + i) }
+
+// BenchmarkSend measures acked sends on one session: SendMessage to one simulated recipient,
+// which decrypts every message (and the sender's phone its copy), until the ack.
+func BenchmarkSend(b *testing.B) {
+	sim := fixtureSim(b, wasim.Options{})
+	tc := fixtureClient(b, sim, 0)
+	bob := sim.AddUser("15550002222", "Bob")
+	ctx := context.Background()
+	if _, err := tc.cli.SendMessage(ctx, bob, text("warm-up")); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := tc.cli.SendMessage(ctx, bob, text("mensaje "+strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sends/s")
+	b.StopTimer()
+	checkLedger(b, sim, b.N+1)
+}
+
+// BenchmarkSend10Sessions measures acked sends from 10 sessions (10 accounts, 10 client
+// stores) at once, each sending sequentially to its own recipient.
+func BenchmarkSend10Sessions(b *testing.B) {
+	const sessions = 10
+	sim := startSim(b, wasim.Options{})
+	ctx := context.Background()
+	var tcs []*testClient
+	var recipients []types.JID
+	for i := range sessions {
+		tc := newTestClient(b, sim, filepath.Join(b.TempDir(), "client"+strconv.Itoa(i)+".db"))
+		pairByQR(b, sim, tc, phoneN(i))
+		to := sim.AddUser(phoneN(100+i), "")
+		if _, err := tc.cli.SendMessage(ctx, to, text("warm-up")); err != nil {
+			b.Fatal(err)
+		}
+		tcs, recipients = append(tcs, tc), append(recipients, to)
+	}
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	errs := make(chan error, sessions)
+	for i, tc := range tcs {
+		n := b.N / sessions
+		if i < b.N%sessions {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range n {
+				if _, err := tc.cli.SendMessage(ctx, recipients[i], text("mensaje "+strconv.Itoa(j))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sends/s")
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	checkLedger(b, sim, b.N+sessions)
+}
+
+// checkLedger fails unless the ledger holds n acked, decrypted messages.
+func checkLedger(b *testing.B, sim *wasim.Server, n int) {
+	l := sim.Ledger()
+	if len(l) != n {
+		b.Fatalf("ledger has %d entries, want %d", len(l), n)
+	}
+	for _, e := range l {
+		if !e.Decrypted || e.Acks != 1 {
+			b.Fatalf("ledger entry %+v", e)
+		}
+	}
+}
