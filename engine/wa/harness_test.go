@@ -247,6 +247,7 @@ type env struct {
 	rec     *recorder
 	m       *wa.Manager
 	ev      *events
+	tune    func(*wa.Options) // adjusts the options of the next open
 }
 
 func testLogger() *slog.Logger {
@@ -269,12 +270,16 @@ func newEnv(t *testing.T, sim *wasim.Server, dir string) *env {
 // open starts a manager on e.db (again after stop).
 func (e *env) open() {
 	e.t.Helper()
-	m, err := wa.NewManager(e.db, e.rec, wa.Options{
+	opts := wa.Options{
 		Logger:     testLogger(),
 		Configure:  e.sim.Configure,
 		BackoffMin: 200 * time.Millisecond,
 		BackoffMax: time.Second,
-	})
+	}
+	if e.tune != nil {
+		e.tune(&opts)
+	}
+	m, err := wa.NewManager(e.db, e.rec, opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 
 	"leadmaster/engine"
+	"leadmaster/engine/wa"
 	"leadmaster/wasim"
 )
 
@@ -249,6 +250,78 @@ func TestRestartAfterRemoteLogout(t *testing.T) {
 	if _, err := e.m.WaitQR(ctx, "c1"); err != nil {
 		t.Fatalf("WaitQR: %v", err)
 	}
+}
+
+// Where whatsmeow gives up (a failed Connect is never retried by it; after
+// HandOverAfter failed automatic reconnects we stop its linear, unbounded
+// delay), the manager retries with its own backoff, bounded by BackoffMax.
+func TestOwnBackoffWhereWhatsmeowGivesUp(t *testing.T) {
+	checkLeaks(t)
+	sim := startSim(t)
+	e := newEnv(t, sim, t.TempDir())
+	mustCliente(t, e.db, "c1")
+	jid := mustJID(t, e.pair("c1", "15550001111"))
+	e.stop()
+
+	// refusedAttempts waits for n refused connection attempts after seq and
+	// returns the largest gap between consecutive ones.
+	refusedAttempts := func(seq uint64, n int) time.Duration {
+		var last time.Time
+		var gap time.Duration
+		for range n {
+			ev := e.waitSim(seq, wasim.EventConnRefused, "")
+			if !last.IsZero() {
+				gap = max(gap, ev.Time.Sub(last))
+			}
+			last, seq = ev.Time, ev.Seq
+		}
+		return gap
+	}
+
+	t.Run("FailedInitialConnect", func(t *testing.T) {
+		e.tune = func(o *wa.Options) { o.BackoffMin, o.BackoffMax = 100*time.Millisecond, 400*time.Millisecond }
+		e.open()
+		sim.RefuseConnections(time.Minute)
+		seq := sim.LastEvent()
+		if err := e.m.StartAll(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		gap := refusedAttempts(seq, 5)
+		t.Logf("5 refused attempts, largest gap %v (BackoffMax 400ms)", gap)
+		if gap > 400*time.Millisecond+300*time.Millisecond {
+			t.Errorf("gap %v exceeds the bound", gap)
+		}
+		if st := e.m.State("c1"); st.State != engine.SessionDisconnected || e.m.Ready("c1") {
+			t.Errorf("while refused: %+v", st)
+		}
+		sim.RefuseConnections(0)
+		e.ev.until("c1", engine.SessionReady)
+		e.stop()
+	})
+
+	t.Run("HandOverFromAutoReconnect", func(t *testing.T) {
+		e.tune = func(o *wa.Options) {
+			o.BackoffMin, o.BackoffMax, o.HandOverAfter = 100*time.Millisecond, 400*time.Millisecond, 1
+		}
+		e.open()
+		if err := e.m.StartAll(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		e.ev.until("c1", engine.SessionReady)
+		sim.RefuseConnections(time.Minute)
+		seq := sim.LastEvent()
+		if err := sim.Drop(jid); err != nil {
+			t.Fatal(err)
+		}
+		// whatsmeow's own next try would come 2 s after its first refusal
+		gap := refusedAttempts(seq, 5)
+		t.Logf("5 refused attempts after the drop, largest gap %v", gap)
+		if gap > 400*time.Millisecond+300*time.Millisecond {
+			t.Errorf("gap %v: whatsmeow's delay, not ours", gap)
+		}
+		sim.RefuseConnections(0)
+		e.ev.until("c1", engine.SessionReady)
+	})
 }
 
 // The server drops the connection: the live gate closes at once, the state
