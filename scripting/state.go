@@ -33,6 +33,7 @@ type state struct {
 
 	mu       sync.Mutex
 	stuck    *atomic.Int64 // the Script's counter of calls that ignored cancellation
+	grace    time.Duration // stuckGrace, but for tests
 	active   bool
 	cause    error
 	parent   context.Context
@@ -216,6 +217,7 @@ func newState(lim *Limits, lib *library) *state {
 		lim:    lim,
 		done:   make(chan struct{}),
 		sample: []metrics.Sample{{Name: heapMetric}},
+		grace:  stuckGrace,
 		pcg:    rand.NewPCG(1, 2),
 	}
 	st.rng = rand.New(st.pcg)
@@ -295,12 +297,12 @@ func (st *state) tick() {
 func (st *state) cancelLocked(cause error) {
 	st.cause = cause
 	close(st.done)
-	st.timer.Reset(stuckGrace)
+	st.timer.Reset(st.grace)
 }
 
 // stuckGrace is how long a stopped call may take to notice; a call still
 // running after it is counted in Metrics.Stuck.
-var stuckGrace = time.Second // a variable for tests
+const stuckGrace = time.Second
 
 // interrupted returns the cancellation cause once the call has been stopped.
 // Long-running builtins call it in their loops.

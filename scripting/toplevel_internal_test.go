@@ -51,12 +51,11 @@ func TestConstantTopLevel(t *testing.T) {
 // ours does; this one is made for the test) keeps its call running past the
 // limit, and Metrics.Stuck says so.
 func TestStuckCallsAreCounted(t *testing.T) {
-	defer func(g time.Duration) { stuckGrace = g }(stuckGrace)
-	stuckGrace = 20 * time.Millisecond
 	lim := Limits{Timeout: 10 * time.Millisecond}.withDefaults()
 	var stuck atomic.Int64
 	st := newState(&lim, sharedLibrary())
 	st.stuck = &stuck
+	st.grace = 20 * time.Millisecond
 	defer st.close()
 	release := make(chan struct{})
 	done := make(chan error)
