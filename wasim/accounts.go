@@ -221,7 +221,7 @@ func (s *Server) saveLocked() {
 	}
 	if err := writeSnapshot(s.opts.SnapshotPath, s.reg); err != nil {
 		s.log.Error("wasim: snapshot", "err", err)
-		s.snapshotErr = err
+		s.events.add(Event{Kind: EventSnapshotFailed, Detail: err.Error()})
 	}
 }
 

@@ -32,7 +32,8 @@ type Options struct {
 	RootKey *[32]byte
 	// Logger receives the simulator's own log (stanzas at Debug); nil discards it.
 	Logger *slog.Logger
-	// OnEvent, if set, is called synchronously for every event; it must not block.
+	// OnEvent, if set, is called synchronously for every event, sometimes with the server's
+	// lock held: it must not block or call the Server.
 	OnEvent func(Event)
 	// Platform is the primary phone's platform sent in pair-success; default "android".
 	Platform string
@@ -81,7 +82,6 @@ type Server struct {
 	pendingQR   map[string]*conn    // pair-device ref -> fresh connection showing it
 	pendingCode map[string]*codePairing
 	refuseUntil time.Time
-	snapshotErr error // last snapshot write failure
 
 	// part 2: messages
 	ledger    ledger

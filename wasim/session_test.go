@@ -205,3 +205,23 @@ func TestSessionControl(t *testing.T) {
 	tc.abandon()
 	tc.assertCleanLog(readErr, "Got 503 stream error", "Error reconnecting after autoreconnect sleep")
 }
+
+func TestClientLogout(t *testing.T) {
+	checkLeaks(t)
+	sim, tc, me := pairedClient(t, wasim.Options{})
+	seq := sim.LastEvent()
+	if err := tc.cli.Logout(testCtx(t)); err != nil {
+		t.Fatalf("Client.Logout: %v", err)
+	}
+	if e := waitSim(t, sim, seq, wasim.EventLoggedOut, me.String()); e.Detail != "client" {
+		t.Errorf("logged_out event %+v, want detail client", e)
+	}
+	tc.assertNoDevice()
+	for _, a := range sim.Accounts() {
+		if a.Phone == me.User && len(a.Devices) != 0 {
+			t.Errorf("account still lists %+v", a.Devices)
+		}
+	}
+	tc.close()
+	tc.assertCleanLog()
+}
