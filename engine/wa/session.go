@@ -231,6 +231,13 @@ func (s *session) connect(c *conn) {
 // whatsmeowReconnectFailed is whatsmeow's AutoReconnectHook: after
 // HandOverAfter failures its linear, unbounded delay gives way to ours.
 func (s *session) whatsmeowReconnectFailed(c *conn, err error) bool {
+	// A failed attempt emits no event: close the gate here too, in case a
+	// late Connected opened it after the drop.
+	s.mu.Lock()
+	if s.c == c && s.live {
+		s.lostLocked("reconnect failed: "+err.Error(), "reconnect failed")
+	}
+	s.mu.Unlock()
 	if c.cli.AutoReconnectErrors < s.m.opts.HandOverAfter {
 		return true
 	}
