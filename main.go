@@ -61,6 +61,7 @@ var commands = []command{
 	{"serve", "run the appliance: WhatsApp sessions, the send engine and the admin page, until SIGTERM", "", setupServe},
 	{"demo", "run the appliance on a built-in WhatsApp simulator with a demo cliente and campaign", "", setupDemo},
 	{"import", "import envíos into a campaign from a CSV or JSON file", "FILE", setupImport},
+	{"session", "move a WhatsApp session in from a whatsmeow SQLite store (no new QR)", "import", setupSession},
 	{"journal", "verify the journal's hash chain and replay, or export it", "verify|export", setupJournal},
 	{"version", "print the version", "", setupVersion},
 }

@@ -98,7 +98,6 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	bdb.MaxBatchDelay = 2 * time.Millisecond // the device store batches small writes (kv/devicestore)
 	db := &DB{bolt: bdb, opts: opts, log: opts.Logger, reqs: make(chan *writeReq, opts.MaxBatch), done: make(chan struct{})}
 	if opts.ReadOnly {
 		db.closed = true // no writer: every write is refused
