@@ -205,7 +205,10 @@ func newBrowser(t *testing.T) *browser {
 	}
 	// Page errors fail the test; QR requests are counted (the QR must not
 	// be polled).
-	err := chromedp.Listen(ctx, func(ev any) {
+	// The browser belongs to bctx (the first use of a chromedp context
+	// starts it), so a step that times out still leaves it there for the
+	// failure screenshot.
+	err := chromedp.Listen(bctx, func(ev any) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		switch ev := ev.(type) {
@@ -518,6 +521,61 @@ func TestBrowser(t *testing.T) {
 	b.doc("editor-telefono.png")
 	b.step("desktop editor", chromedp.EmulateViewport(1280, 900), chromedp.ScrollIntoView(`#editor`))
 	b.doc("editor-escritorio.png")
+
+	// 7. A second cliente made from the page, linked by pairing code, then
+	// logged out and shown a new QR.
+	b.step("create a cliente from the page's form",
+		chromedp.Click(`#cliente-new summary`),
+		chromedp.SendKeys(`#cl-id`, "tienda"),
+		chromedp.SendKeys(`#cl-nombre`, "Tienda Norte"),
+		chromedp.Click(`#cliente-form button[type="submit"]`),
+		chromedp.WaitVisible(`#clientes button[data-cliente="tienda"][aria-current="true"]`),
+		chromedp.WaitVisible(`#session-badge[data-state="QR_REQUIRED"]`),
+		waitJS(`document.querySelector('#qr-img').naturalWidth > 0`),
+	)
+	const pairPhone = "+5491155550000"
+	b.step("ask for a pairing code",
+		chromedp.SendKeys(`#pair-phone`, pairPhone),
+		chromedp.Click(`#pair-form button[type="submit"]`),
+		waitJS(`/[A-Z0-9]{4}-?[A-Z0-9]{4}/.test(document.querySelector('#pair-code').textContent)`),
+	)
+	code := b.evalString(`document.querySelector('#pair-code').textContent.match(/[A-Z0-9]{4}-?[A-Z0-9]{4}/)[0]`)
+	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_, err := st.sim.EnterPairCode(pctx, pairPhone, code)
+	pcancel()
+	b.check("the phone accepts the code shown", err == nil, "EnterPairCode(%s): %v", code, err)
+	b.step("READY without a reload",
+		chromedp.WaitVisible(`#session-badge[data-state="READY"]`),
+		chromedp.WaitNotVisible(`#qr-box`),
+	)
+	b.check("still the same page", b.evalBool(`window.__sameDocument === true`), "the page was reloaded")
+	b.evalBool(`(window.confirm = () => true, true)`) // the logout asks first
+	b.step("log out, reconnect, and a new QR shows",
+		chromedp.Click(`#session-logout`),
+		chromedp.WaitVisible(`#session-badge[data-state="LOGGED_OUT"]`),
+		chromedp.Click(`#session-start`),
+		chromedp.WaitVisible(`#session-badge[data-state="QR_REQUIRED"]`),
+		chromedp.WaitVisible(`#qr-img`),
+		waitJS(`document.querySelector('#qr-img').naturalWidth > 0`),
+	)
+
+	// 8. Sign out; the token form logs in again with the keyboard only.
+	b.step("sign out, and a wrong token is refused",
+		chromedp.Click(`#signout`),
+		chromedp.WaitVisible(`#login-form`),
+		chromedp.SendKeys(`#token`, "not-the-token\r"),
+		waitJS(`document.querySelector('#login-error').textContent.length > 0`),
+	)
+	b.evalBool(`(document.querySelector('#token').value = '', true)`)
+	b.step("type the token and press Enter",
+		chromedp.SendKeys(`#token`, st.token+"\r"),
+		chromedp.WaitVisible(`#app`),
+		waitJS(`document.querySelector('#session-badge').textContent.length > 0`),
+	)
+	unlabeled := b.evalString(`[...document.querySelectorAll('input, select, textarea')].filter(el => !el.labels?.length && !el.getAttribute('aria-label')).map(el => el.id || el.name || el.outerHTML).join(' ')`)
+	b.check("every form control has a label", unlabeled == "", "unlabeled: %s", unlabeled)
+	unnamed := b.evalString(`[...document.querySelectorAll('button')].filter(el => !(el.textContent.trim() || el.getAttribute('aria-label'))).map(el => el.id || el.outerHTML).join(' ')`)
+	b.check("every button has a name", unnamed == "", "unnamed: %s", unnamed)
 
 	t.Logf("browser test done in %v (QR fetched %d times)", time.Since(start).Round(time.Millisecond), qrAfter)
 }
