@@ -266,6 +266,12 @@ func (e *Engine) Receipt(r Receipt) {
 			e.mu.Lock()
 			e.receipts[id] = append(e.receipts[id], Receipt{Cliente: r.Cliente, MsgIDs: []string{id}, Kind: r.Kind, At: r.At})
 			e.mu.Unlock()
+			// The worker may have committed enviado and flushed the
+			// queue between the read above and the append: look again,
+			// or the receipt would wait for ever.
+			if cur, err := e.store.EnvioByMsgID(ctx, id); err == nil && cur.State != Enviando {
+				e.flushReceipts(ctx, cur)
+			}
 			continue
 		}
 		e.applyReceipt(ctx, env, r.Kind, r.At)

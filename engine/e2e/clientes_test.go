@@ -23,7 +23,7 @@ func TestSeveralClientes_EveryAckedMessageWasDecrypted(t *testing.T) {
 	r := newRig(t, rigConfig{clientes: clientes})
 	ids := make([]string, clientes+1)
 	for i := 1; i <= clientes; i++ {
-		ids[i] = r.createCampaign("multi", i, n, fast(5))
+		ids[i] = r.createCampaign("multi", clienteID(i), r.recipients(0, n), fast(5))
 	}
 	for i := 1; i <= clientes; i++ { // start them together: the workers are already waiting
 		if err := r.eng.StartCampaign(ctxT(t), ids[i]); err != nil {
@@ -44,8 +44,8 @@ func TestSeveralClientes_EveryAckedMessageWasDecrypted(t *testing.T) {
 		if c := r.counts(ids[i]); c[engine.Enviado] != uint64(n) || c.Total() != uint64(n) {
 			t.Errorf("%s: counts %v, want %d enviado", ids[i], c, n)
 		}
-		total += r.checkNoLie(ids[i], i) // sent => acked, decrypted, same text, same phone
-		led := r.ledger(i)
+		total += r.checkNoLie(ids[i], senderPhone(i)) // sent => acked, decrypted, same text, same phone
+		led := r.ledger(senderPhone(i))
 		if len(led) != n {
 			t.Errorf("cliente %d: the simulator saw %d message ids, want %d", i, len(led), n)
 		}
@@ -57,7 +57,7 @@ func TestSeveralClientes_EveryAckedMessageWasDecrypted(t *testing.T) {
 				t.Errorf("message %s arrived %d times with no fault injected", le.ID, le.Arrivals)
 			}
 		}
-		r.checkOncePerRecipient(i, want)
+		r.checkOncePerRecipient(senderPhone(i), want)
 		if len(led) > 0 {
 			if f := led[0].FirstAt; f.After(lastFirst) {
 				lastFirst = f

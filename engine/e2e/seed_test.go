@@ -63,13 +63,13 @@ func TestSeedIncident_DropMidBatchPausesThenCompletesOnce(t *testing.T) {
 	// While down: nothing enviado without an ack, nothing in flight,
 	// nothing failed, every other envío still pendiente.
 	down := r.counts(k)
-	sent := r.checkNoLie(k, 1)
+	sent := r.checkNoLie(k, senderPhone(1))
 	if down[engine.Enviando] != 0 || down[engine.Fallido] != 0 || down[engine.Omitido] != 0 ||
 		uint64(sent) != down[engine.Enviado] || down[engine.Pendiente] != uint64(n-sent) {
 		t.Fatalf("while down: %v (%d acked), want only enviado (acked) and pendiente", down, sent)
 	}
 	t.Logf("dropped after %d acked; %d pendiente while down", sent, down[engine.Pendiente])
-	ledgerDown := len(r.ledger(1))
+	ledgerDown := len(r.ledger(senderPhone(1)))
 	histDown := r.mark()
 	// (the refusals are counted from here)
 	// Time passes while down: the client's reconnection attempts are
@@ -85,7 +85,7 @@ func TestSeedIncident_DropMidBatchPausesThenCompletesOnce(t *testing.T) {
 	if got := r.counts(k); !maps.Equal(got, down) {
 		t.Fatalf("the cliente kept working while down: %v, then %v", down, got)
 	}
-	if got := len(r.ledger(1)); got != ledgerDown {
+	if got := len(r.ledger(senderPhone(1))); got != ledgerDown {
 		t.Fatalf("%d messages reached WhatsApp while the session was down", got-ledgerDown)
 	}
 	for len(r.evs) > 0 { // whatever the engine published meanwhile
@@ -108,15 +108,15 @@ func TestSeedIncident_DropMidBatchPausesThenCompletesOnce(t *testing.T) {
 	if final[engine.Enviado] != n || final.Open() != 0 {
 		t.Fatalf("final counts %v, want %d enviado", final, n)
 	}
-	if got := r.checkNoLie(k, 1); got != n {
+	if got := r.checkNoLie(k, senderPhone(1)); got != n {
 		t.Fatalf("%d envíos sent, want %d", got, n)
 	}
 	want := map[string]bool{}
 	for i := 1; i <= n; i++ {
 		want[r.recipient(i)] = true
 	}
-	r.checkOncePerRecipient(1, want)
-	if got := len(r.ledger(1)); got != n {
+	r.checkOncePerRecipient(senderPhone(1), want)
+	if got := len(r.ledger(senderPhone(1))); got != n {
 		t.Errorf("the simulator saw %d message ids, want %d (one per envío)", got, n)
 	}
 	resent := r.envio(k, dropEv.Envio)

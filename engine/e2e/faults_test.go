@@ -1,0 +1,247 @@
+package e2e_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"leadmaster/engine"
+	"leadmaster/wasim"
+)
+
+// sub runs a subtest on a rig shared with its parent: the rig's helpers
+// report to the subtest while it runs.
+func (r *rig) sub(t *testing.T, name string, f func(t *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		parent := r.t
+		r.t = t
+		defer func() { r.t = parent }()
+		f(t)
+	})
+}
+
+// Every fault class of wasim, each on its own cliente (faults are set per
+// sending account), all sending at once, each ending in the state
+// DESIGN.md documents. Receipts, replies and opt-out ride along.
+func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
+	r := newRig(t, rigConfig{clientes: 7, engine: engine.Config{NumberCheck: true, NumberCheckEvery: time.Millisecond}})
+	ctx := ctxT(t)
+	const (
+		cDrop = iota + 1
+		cTransient
+		cPermanent
+		cSlow
+		cUnregistered
+		cReceipts
+		cOptOut
+	)
+	phones := func(i, n int) []string { return r.recipients(i*100, n) }
+	r.sim.SetFaults(senderPhone(cDrop), wasim.Faults{DropBeforeAck: 1})
+	r.sim.SetFaults(senderPhone(cTransient), wasim.Faults{AckError: 463})
+	r.sim.SetFaults(senderPhone(cPermanent), wasim.Faults{AckError: 403})
+	r.sim.SetFaults(senderPhone(cSlow), wasim.Faults{AckDelay: 500 * time.Millisecond})
+	unregistered := phones(cUnregistered, 4)
+	for _, p := range []string{unregistered[1], unregistered[3]} {
+		r.sim.SetRegistered(r.touch(p), false)
+	}
+	for _, p := range phones(cReceipts, 3) {
+		r.sim.SetBehavior(r.touch(p), wasim.Behavior{Deliver: true, Read: true})
+	}
+	optOut := phones(cOptOut, 3) // optOut[0] answers BAJA to its first message
+	r.sim.SetBehavior(r.touch(optOut[0]), wasim.Behavior{ReplyFirst: "BAJA"})
+
+	k := map[int]string{
+		cDrop: r.createCampaign("drop", clienteID(cDrop), phones(cDrop, 3), fast(5)),
+		// Attempts to spare: the fault stays on until the test sees the
+		// first refusal, however many retries that takes.
+		cTransient:    r.createCampaign("e463", clienteID(cTransient), phones(cTransient, 2), fast(1000)),
+		cPermanent:    r.createCampaign("e403", clienteID(cPermanent), phones(cPermanent, 2), fast(5)),
+		cSlow:         r.createCampaign("slow", clienteID(cSlow), phones(cSlow, 3), fast(5)),
+		cUnregistered: r.createCampaign("unreg", clienteID(cUnregistered), unregistered, fast(5)),
+		cReceipts:     r.createCampaign("receipts", clienteID(cReceipts), phones(cReceipts, 3), fast(5)),
+		cOptOut:       r.createCampaign("optout", clienteID(cOptOut), optOut[:2], fast(5)),
+	}
+	// A second campaign of the opt-out cliente, not started: its envío to
+	// optOut[0] is pendiente when the BAJA arrives.
+	later := r.createCampaign("optout-later", clienteID(cOptOut), []string{optOut[0], optOut[2]}, fast(5))
+	for i := cDrop; i <= cOptOut; i++ {
+		if err := r.eng.StartCampaign(ctx, k[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r.sub(t, "DropBeforeAck/EnviadoOnceWithTheSameID", func(t *testing.T) {
+		// Each message's first arrival closes the socket before its ack;
+		// the client reconnects by itself. Whether whatsmeow's own retry
+		// or the engine's resend got the ack, it is the same id: enviado,
+		// and the recipient has it once.
+		r.waitStatus(k[cDrop], engine.Terminada)
+		if c := r.counts(k[cDrop]); c[engine.Enviado] != 3 {
+			t.Fatalf("counts %v, want 3 enviado", c)
+		}
+		r.checkNoLie(k[cDrop], senderPhone(cDrop))
+		for _, le := range r.ledger(senderPhone(cDrop)) {
+			if le.Arrivals < 2 || le.Acks < 1 || len(le.Faults) == 0 || le.Faults[0] != "drop" {
+				t.Errorf("ledger %+v, want a dropped first arrival and an acked retry", le)
+			}
+		}
+		want := map[string]bool{}
+		for _, p := range phones(cDrop, 3) {
+			want[p] = true
+		}
+		r.checkOncePerRecipient(senderPhone(cDrop), want)
+	})
+
+	r.sub(t, "ErrorAck463/RetriedThenEnviado", func(t *testing.T) {
+		r.waitEvent("an ack_463 retry", 0, func(ev engine.Event) bool {
+			return ev.Campaign == k[cTransient] && ev.To == engine.Pendiente && ev.Reason == "ack_463"
+		})
+		r.sim.SetFaults(senderPhone(cTransient), wasim.Faults{})
+		r.waitStatus(k[cTransient], engine.Terminada)
+		r.checkNoLie(k[cTransient], senderPhone(cTransient))
+		for _, e := range r.envios(k[cTransient]) {
+			le, _ := r.sim.LedgerEntry(sender(cTransient), e.MsgID)
+			refused := slices.Index(le.Faults, "")
+			if e.State != engine.Enviado || e.Attempts < 2 || e.Attempts != le.Arrivals || le.Acks != 1 ||
+				refused < 1 || slices.ContainsFunc(le.Faults[:refused], func(f string) bool { return f != "error:463" }) {
+				t.Errorf("envío %+v\nledger %+v\nwant enviado after 463 refusals of the same id", e, le)
+			}
+		}
+	})
+
+	r.sub(t, "ErrorAck403/FallidoWithTheCode", func(t *testing.T) {
+		if got := engine.ClassifyAck(403); got != engine.Permanent {
+			t.Fatalf("the ack-code table says 403 is %v; this test wants a permanent code", got)
+		}
+		r.waitStatus(k[cPermanent], engine.Terminada)
+		for _, e := range r.envios(k[cPermanent]) {
+			le, _ := r.sim.LedgerEntry(sender(cPermanent), e.MsgID)
+			if e.State != engine.Fallido || e.Reason != "ack_403" || e.Attempts != 1 || le.Acks != 0 || le.AckError != 403 {
+				t.Errorf("envío %+v\nledger %+v\nwant fallido ack_403 after one attempt", e, le)
+			}
+		}
+	})
+
+	r.sub(t, "SlowAck/EnviadoWithinTheSendTimeout", func(t *testing.T) {
+		r.waitStatus(k[cSlow], engine.Terminada)
+		if got := r.checkNoLie(k[cSlow], senderPhone(cSlow)); got != 3 {
+			t.Fatalf("%d enviado, want 3", got)
+		}
+		for _, le := range r.ledger(senderPhone(cSlow)) {
+			if le.Arrivals != 1 || !slices.Equal(le.Faults, []string{"slow"}) {
+				t.Errorf("ledger %+v, want one slow ack", le)
+			}
+		}
+	})
+
+	r.sub(t, "NotRegistered/OmitidoBeforeAnySend", func(t *testing.T) {
+		r.waitStatus(k[cUnregistered], engine.Terminada)
+		for _, e := range r.envios(k[cUnregistered]) {
+			off := e.Telefono == unregistered[1] || e.Telefono == unregistered[3]
+			switch {
+			case off && (e.State != engine.Omitido || e.Reason != engine.ReasonNotOnWhatsApp || e.MsgID != "" || e.Attempts != 0):
+				t.Errorf("envío to an unregistered number: %+v, want omitido not_on_whatsapp, never written ahead", e)
+			case !off && e.State != engine.Enviado:
+				t.Errorf("envío to a registered number: %+v, want enviado", e)
+			}
+		}
+		if got := r.checkNoLie(k[cUnregistered], senderPhone(cUnregistered)); got != 2 {
+			t.Errorf("%d enviado, want 2", got)
+		}
+		if got := len(r.ledger(senderPhone(cUnregistered))); got != 2 {
+			t.Errorf("%d messages reached WhatsApp, want 2", got)
+		}
+	})
+
+	r.sub(t, "Receipts/EnviadoEntregadoLeido", func(t *testing.T) {
+		r.waitFor("three leido", func() bool { return r.counts(k[cReceipts])[engine.Leido] == 3 })
+		for _, e := range r.envios(k[cReceipts]) {
+			var path []engine.State
+			for _, ev := range r.hist {
+				if ev.Type == "envio" && ev.Campaign == k[cReceipts] && ev.Envio == e.Ref.Seq {
+					path = append(path, ev.To)
+				}
+			}
+			if want := []engine.State{engine.Enviando, engine.Enviado, engine.Entregado, engine.Leido}; !slices.Equal(path, want) {
+				t.Errorf("envío %s went %v, want %v", e.Ref, path, want)
+			}
+			le, _ := r.sim.LedgerEntry(sender(cReceipts), e.MsgID)
+			if le.DeliveredAt == nil || le.ReadAt == nil {
+				t.Errorf("ledger %+v: the simulator sent no receipts", le)
+			}
+		}
+		r.checkNoLie(k[cReceipts], senderPhone(cReceipts))
+	})
+
+	r.sub(t, "BajaReply/SuppressedAndOtherEnviosOmitido", func(t *testing.T) {
+		r.waitEvent("the BAJA reply", 0, func(ev engine.Event) bool {
+			return ev.Type == "reply" && ev.Cliente == clienteID(cOptOut)
+		})
+		if sup, err := r.db.Suppressed(ctx, clienteID(cOptOut), optOut[0]); err != nil || !sup {
+			t.Fatalf("%s not suppressed after BAJA (%v)", optOut[0], err)
+		}
+		replies, err := r.db.Replies(ctx, clienteID(cOptOut), 0, 10)
+		if err != nil || len(replies) != 1 || !replies[0].OptOut || strings.TrimSpace(replies[0].Text) != "BAJA" ||
+			replies[0].Envio != k[cOptOut]+"/1" {
+			t.Fatalf("replies %+v (%v), want the BAJA of envío %s/1, opted out", replies, err, k[cOptOut])
+		}
+		if e := r.envio(later, 1); e.State != engine.Omitido || e.Reason != engine.ReasonOptOut || e.MsgID != "" {
+			t.Fatalf("the other envío to %s: %+v, want omitido optout before any send", optOut[0], e)
+		}
+		if err := r.eng.StartCampaign(ctx, later); err != nil {
+			t.Fatal(err)
+		}
+		r.waitStatus(later, engine.Terminada)
+		r.waitStatus(k[cOptOut], engine.Terminada)
+		if e := r.envio(later, 2); e.State != engine.Enviado {
+			t.Errorf("the envío to %s: %+v, want enviado", optOut[2], e)
+		}
+		r.checkNoLie(later, senderPhone(cOptOut))
+		r.checkNoLie(k[cOptOut], senderPhone(cOptOut))
+		want := map[string]bool{optOut[0]: true, optOut[1]: true, optOut[2]: true} // each once, BAJA's sender too
+		r.checkOncePerRecipient(senderPhone(cOptOut), want)
+	})
+}
+
+// The ack never comes: each attempt hits the engine's SendTimeout, the
+// envío goes back to pendiente with the same message id (the outcome is
+// unknown: never enviado by guess), and once the attempts are used up it
+// is fallido max_attempts. The recipient got it all the same (NoAck still
+// delivers): fallido after a timeout means "not confirmed", not "not
+// delivered".
+func TestFaults_NoAckRetriesTheSameIDThenFallido(t *testing.T) {
+	r := newRig(t, rigConfig{engine: engine.Config{SendTimeout: time.Second}})
+	r.sim.SetFaults(senderPhone(1), wasim.Faults{NoAck: true})
+	k := r.campaign("noack", 1, 1, fast(3))
+
+	ev, _ := r.waitEvent("the first timeout", 0, func(ev engine.Event) bool {
+		return ev.Campaign == k && ev.From == engine.Enviando
+	})
+	if ev.To != engine.Pendiente || ev.Reason != engine.ReasonTimeout {
+		t.Fatalf("after the first attempt: %+v, want pendiente (timeout)", ev)
+	}
+	first := r.envio(k, 1)
+	le, ok := r.sim.LedgerEntry(sender(1), first.MsgID)
+	if !ok || le.Acks != 0 || le.Arrivals < 1 {
+		t.Fatalf("ledger %+v (found %v), want the id at the server, never acked", le, ok)
+	}
+	r.waitStatus(k, engine.Terminada)
+	e := r.envio(k, 1)
+	le, _ = r.sim.LedgerEntry(sender(1), e.MsgID)
+	if e.State != engine.Fallido || e.Reason != engine.ReasonMaxAttempts+":"+engine.ReasonTimeout || e.Attempts != 3 ||
+		e.MsgID != first.MsgID || le.Arrivals != 3 || le.Acks != 0 {
+		t.Fatalf("envío %+v\nledger %+v\nwant fallido max_attempts:timeout after 3 attempts of one id, none acked", e, le)
+	}
+	var path []string
+	for _, ev := range r.hist {
+		if ev.Type == "envio" && ev.Campaign == k {
+			path = append(path, fmt.Sprintf("%s>%s", ev.From, ev.To))
+		}
+	}
+	want := []string{"pendiente>enviando", "enviando>pendiente", "pendiente>enviando", "enviando>pendiente", "pendiente>enviando", "enviando>fallido"}
+	if !slices.Equal(path, want) {
+		t.Errorf("transitions %v, want %v (never enviado)", path, want)
+	}
+}
