@@ -245,3 +245,67 @@ func TestFaults_NoAckRetriesTheSameIDThenFallido(t *testing.T) {
 		t.Errorf("transitions %v, want %v (never enviado)", path, want)
 	}
 }
+
+// The phone logs the device out in the middle of a campaign: the session
+// is LOGGED_OUT, the cliente's campaigns are pausada, the message in
+// flight (if any) goes back to pendiente, nothing is enviado without an
+// ack and nothing is failed. The cliente is paired here, not taken from
+// the fixture: the simulator forgets a logged-out device for good.
+func TestFaults_LogoutMidCampaignPausesWithNothingUnacked(t *testing.T) {
+	r := newRig(t, rigConfig{})
+	ctx := ctxT(t)
+	id := fmt.Sprintf("lo%d", uniq.Add(1))
+	phone := fmt.Sprintf("1557%07d", uniq.Add(1))
+	if err := r.db.CreateCliente(ctx, engine.Cliente{ID: id, Name: id, DefaultRegion: "US"}); err != nil {
+		t.Fatal(err)
+	}
+	r.eng.AddCliente(id)
+	mark, seq := r.mark(), r.sim.LastEvent()
+	qr, err := r.mgr.WaitQR(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jid, err := r.sim.ScanQR(ctx, qr, phone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitSession(id, engine.SessionReady, mark)
+	if _, err := r.sim.WaitEvent(ctx, seq, wasim.Is(wasim.EventPreKeys, jid.String())); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 40
+	k := r.createCampaign("logout", id, r.recipients(0, n), fast(5))
+	if err := r.eng.StartCampaign(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	from := r.mark()
+	r.waitFor("5 envíos acked", func() bool {
+		c := 0
+		for _, ev := range r.hist[from:] {
+			if ev.Campaign == k && ev.To == engine.Enviado {
+				c++
+			}
+		}
+		return c >= 5
+	})
+	mark = r.mark()
+	if err := r.sim.Logout(jid); err != nil {
+		t.Fatal(err)
+	}
+	r.waitSession(id, engine.SessionLoggedOut, mark)
+	r.waitStatus(k, engine.Pausada)
+	r.waitFor("nothing in flight", func() bool { return r.counts(k)[engine.Enviando] == 0 })
+	c := r.counts(k)
+	sent := r.checkNoLie(k, phone)
+	if c[engine.Fallido] != 0 || c[engine.Omitido] != 0 || uint64(sent) != c[engine.Enviado] || c[engine.Pendiente] != uint64(n-sent) || sent == n {
+		t.Fatalf("after the logout: %v (%d acked), want only acked enviado and the rest pendiente", c, sent)
+	}
+	if st := r.mgr.State(id).State; st != engine.SessionLoggedOut && st != engine.SessionQRRequired {
+		t.Errorf("session %s after the logout, want LOGGED_OUT (or a new QR)", st)
+	}
+	if r.mgr.Ready(id) {
+		t.Error("the live gate is open after the logout")
+	}
+	t.Logf("logged out after %d acked; %d pendiente, campaign pausada", sent, c[engine.Pendiente])
+}
