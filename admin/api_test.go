@@ -70,6 +70,14 @@ func TestClientes(t *testing.T) {
 		t.Fatalf("duplicate: %d %s", r.Status, r.Body)
 	}
 	h.must(404, h.do("GET", "/api/clientes/zz", adminTok, nil))
+	h.must(200, h.do("PATCH", "/api/clientes/c1", adminTok, map[string]string{"nombre": "Tienda Uno", "region": "UY"})).json(t, &cl)
+	if cl.Name != "Tienda Uno" || cl.DefaultRegion != "UY" || cl.ID != "c1" || cl.CreatedAt.IsZero() {
+		t.Fatalf("patched cliente = %+v", cl)
+	}
+	h.must(400, h.do("PATCH", "/api/clientes/c1", adminTok, map[string]string{"region": "Uruguay"}))
+	h.must(400, h.do("PATCH", "/api/clientes/c1", adminTok, map[string]string{"id": "c7"}))
+	h.must(403, h.do("PATCH", "/api/clientes/c1", key1, map[string]string{"nombre": "x"}))
+	h.must(404, h.do("PATCH", "/api/clientes/zz", adminTok, map[string]string{"nombre": "x"}))
 	h.must(404, h.do("POST", "/api/clientes/zz/keys", adminTok, nil))
 	h.must(400, h.do("POST", "/api/clientes", adminTok, map[string]string{"id": "bad id!"}))
 	h.must(400, h.do("POST", "/api/clientes", adminTok, map[string]string{"id": "c9", "region": "argentina"}))

@@ -80,6 +80,36 @@ func (s *Server) handleGetCliente(c *fiber.Ctx) error {
 	return c.JSON(cl)
 }
 
+type patchClienteRequest struct {
+	Nombre *string `json:"nombre"`
+	Region *string `json:"region"`
+}
+
+// handlePatchCliente handles "PATCH /api/clientes/:id" (admin): name and
+// default region.
+func (s *Server) handlePatchCliente(c *fiber.Ctx) error {
+	var req patchClienteRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Region != nil && *req.Region != "" && !validRegion(*req.Region) {
+		return badRequest("region %q: want a two-letter ISO country code, e.g. \"AR\"", *req.Region)
+	}
+	cl, err := s.data.UpdateCliente(c.UserContext(), c.Params("id"), func(cl *engine.Cliente) error {
+		if req.Nombre != nil {
+			cl.Name = *req.Nombre
+		}
+		if req.Region != nil {
+			cl.DefaultRegion = *req.Region
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(cl)
+}
+
 // handleCreateKey handles "POST /api/clientes/:id/keys" (admin): a new API
 // key for the cliente, shown only in this answer.
 func (s *Server) handleCreateKey(c *fiber.Ctx) error {

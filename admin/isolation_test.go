@@ -39,6 +39,7 @@ func TestIsolation(t *testing.T) {
 		"POST /api/clientes/:id/campaigns/:cid/envios":  {"text/csv", "telefono\n+5491123456788\n"},
 		"POST /api/clientes/:id/campaigns/:cid/preview": {"", row},
 		"POST /api/clientes/:id/session/pair":           {"", map[string]string{"phone": "+5491122334455"}},
+		"PATCH /api/clientes/:id":                       {"", map[string]string{"nombre": "hacked"}},
 		"PUT /api/clientes/:id/webhook":                 {"", map[string]string{"url": "http://127.0.0.1:1/x"}},
 		"POST /api/demo/scan":                           {"", map[string]string{"cliente": "c2"}},
 	}
@@ -127,6 +128,9 @@ func TestIsolation(t *testing.T) {
 	}
 	if cs, _ := h.db.Campaigns(context.Background(), "c1"); len(cs) != 1 {
 		t.Errorf("c1 has %d campaigns", len(cs))
+	}
+	if cl2, _ := h.db.Cliente(context.Background(), "c2"); cl2.Name != "Cliente c2" {
+		t.Errorf("c2 renamed to %q", cl2.Name)
 	}
 	if u, _, _ := h.db.Webhook(context.Background(), "c2"); u != "" {
 		t.Errorf("c2's webhook was set to %s", u)

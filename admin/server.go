@@ -33,6 +33,8 @@ type Store interface {
 	CreateCliente(ctx context.Context, c engine.Cliente) error
 	Cliente(ctx context.Context, id string) (engine.Cliente, error)
 	Clientes(ctx context.Context) ([]engine.Cliente, error)
+	// UpdateCliente edits name and region (not the id or the device).
+	UpdateCliente(ctx context.Context, id string, fn func(*engine.Cliente) error) (engine.Cliente, error)
 	CreateCampaign(ctx context.Context, c engine.Campaign) error
 	Campaign(ctx context.Context, id string) (engine.Campaign, error)
 	Campaigns(ctx context.Context, cliente string) ([]engine.Campaign, error)
@@ -244,6 +246,7 @@ func (s *Server) routes() {
 	api.Post("/clientes", adminOnly, s.handleCreateCliente)
 	cl := api.Group("/clientes/:id", s.ownCliente)
 	cl.Get("", s.handleGetCliente)
+	cl.Patch("", adminOnly, s.handlePatchCliente)
 	cl.Post("/keys", adminOnly, s.handleCreateKey)
 	cl.Get("/replies", s.handleReplies)
 	cl.Get("/imports/:job", s.handleImportJob)
