@@ -83,6 +83,21 @@ func TestClientes(t *testing.T) {
 	h.must(400, h.do("POST", "/api/clientes", adminTok, map[string]string{"id": "c9", "region": "argentina"}))
 	h.must(403, h.do("POST", "/api/clientes", key1, map[string]string{"id": "c9"}))
 	h.must(403, h.do("POST", "/api/clientes/c1/keys", key1, nil))
+	// A second key for c1, listed, revoked: it stops working at once.
+	var k2 struct{ Key, ID string }
+	h.must(201, h.do("POST", "/api/clientes/c1/keys", adminTok, nil)).json(t, &k2)
+	var keys struct{ Items []struct{ ID string } }
+	h.must(200, h.do("GET", "/api/clientes/c1/keys", adminTok, nil)).json(t, &keys)
+	if len(keys.Items) != 2 || strings.Contains(string(h.do("GET", "/api/clientes/c1/keys", adminTok, nil).Body), k2.Key) {
+		t.Fatalf("keys: %+v", keys)
+	}
+	h.must(200, h.do("GET", "/api/me", k2.Key, nil))
+	h.must(404, h.do("DELETE", "/api/clientes/c2/keys/"+k2.ID, adminTok, nil)) // not c2's key
+	h.must(204, h.do("DELETE", "/api/clientes/c1/keys/"+k2.ID, adminTok, nil))
+	h.must(401, h.do("GET", "/api/me", k2.Key, nil))
+	h.must(200, h.do("GET", "/api/me", key1, nil))
+	h.must(404, h.do("DELETE", "/api/clientes/c1/keys/"+k2.ID, adminTok, nil))
+	h.must(403, h.do("GET", "/api/clientes/c1/keys", key1, nil))
 	var rs struct {
 		Items []engine.StoredReply
 		Next  string

@@ -1,6 +1,9 @@
 package admin
 
 import (
+	"encoding/hex"
+	"time"
+
 	"github.com/gofiber/fiber/v2"
 
 	"leadmaster/engine"
@@ -111,13 +114,45 @@ func (s *Server) handlePatchCliente(c *fiber.Ctx) error {
 }
 
 // handleCreateKey handles "POST /api/clientes/:id/keys" (admin): a new API
-// key for the cliente, shown only in this answer.
+// key for the cliente, shown only in this answer, with its id (for revoking).
 func (s *Server) handleCreateKey(c *fiber.Ctx) error {
 	key := newToken("lmk_")
-	if err := s.data.CreateAPIKey(c.UserContext(), c.Params("id"), hashToken(key)); err != nil {
+	h := hashToken(key)
+	if err := s.data.CreateAPIKey(c.UserContext(), c.Params("id"), h); err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"key": key, "cliente": c.Params("id")})
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"key": key, "id": hex.EncodeToString(h[:8]), "cliente": c.Params("id")})
+}
+
+type keyView struct {
+	ID      string    `json:"id"`
+	Created time.Time `json:"creada"`
+}
+
+// handleListKeys handles "GET /api/clientes/:id/keys" (admin): the ids and
+// creation times of the cliente's keys (never the keys).
+func (s *Server) handleListKeys(c *fiber.Ctx) error {
+	if _, err := s.data.Cliente(c.UserContext(), c.Params("id")); err != nil {
+		return err
+	}
+	ids, created, err := s.data.APIKeys(c.UserContext(), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	out := make([]keyView, len(ids))
+	for i := range ids {
+		out[i] = keyView{ID: ids[i], Created: created[i]}
+	}
+	return c.JSON(items(out, ""))
+}
+
+// handleRevokeKey handles "DELETE /api/clientes/:id/keys/:kid" (admin): the
+// key stops working at once.
+func (s *Server) handleRevokeKey(c *fiber.Ctx) error {
+	if err := s.data.RevokeAPIKey(c.UserContext(), c.Params("id"), c.Params("kid")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // handleReplies handles "GET /api/clientes/:id/replies?after=&limit=".

@@ -22,7 +22,10 @@ import (
 )
 
 // kv.DB is the admin API's store.
-var _ admin.Store = (*kv.DB)(nil)
+var (
+	_ admin.Store  = (*kv.DB)(nil)
+	_ admin.Outbox = (*kv.DB)(nil)
+)
 
 const adminTok = "test-admin-token"
 

@@ -147,6 +147,6 @@ func TestIsolation(t *testing.T) {
 }
 
 func fill(path, cl, camp, job string) string {
-	r := strings.NewReplacer(":id", cl, ":cid", camp, ":job", job)
+	r := strings.NewReplacer(":id", cl, ":cid", camp, ":job", job, ":kid", "0011223344556677")
 	return r.Replace(path)
 }

@@ -65,6 +65,10 @@ type Credentials interface {
 	CreateAPIKey(ctx context.Context, cliente string, hash []byte) error
 	// APIKeyCliente resolves a key's hash; ErrNotFound if unknown.
 	APIKeyCliente(ctx context.Context, hash []byte) (string, error)
+	// APIKeys lists a cliente's keys by id (a prefix of the hash).
+	APIKeys(ctx context.Context, cliente string) (ids []string, created []time.Time, err error)
+	// RevokeAPIKey deletes one; ErrNotFound if the cliente has no such key.
+	RevokeAPIKey(ctx context.Context, cliente, id string) error
 }
 
 // Options configure New. Engine and Data are required.
@@ -247,7 +251,9 @@ func (s *Server) routes() {
 	cl := api.Group("/clientes/:id", s.ownCliente)
 	cl.Get("", s.handleGetCliente)
 	cl.Patch("", adminOnly, s.handlePatchCliente)
+	cl.Get("/keys", adminOnly, s.handleListKeys)
 	cl.Post("/keys", adminOnly, s.handleCreateKey)
+	cl.Delete("/keys/:kid", adminOnly, s.handleRevokeKey)
 	cl.Get("/replies", s.handleReplies)
 	cl.Get("/imports/:job", s.handleImportJob)
 	cl.Get("/webhook", s.handleGetWebhook)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -114,4 +115,56 @@ func (db *DB) ClienteReplies(ctx context.Context, cliente string, after uint64, 
 		out[i] = engine.StoredReply{Reply: r.Reply, Seq: r.Seq, Envio: r.Envio, OptOut: r.OptOut}
 	}
 	return out, nil
+}
+
+// APIKeys lists a cliente's keys: each key's id (the hex of the first 8
+// bytes of its hash, which names it without revealing it) and creation time.
+func (db *DB) APIKeys(ctx context.Context, cliente string) (ids []string, created []time.Time, err error) {
+	err = db.view(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAuth)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		prefix := []byte(apiKeyPrefix)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var key APIKey
+			if err := json.Unmarshal(v, &key); err != nil {
+				return fmt.Errorf("api key %x: %w", k, err)
+			}
+			if key.Cliente == cliente {
+				ids = append(ids, hex.EncodeToString(k[len(prefix):len(prefix)+8]))
+				created = append(created, key.Created)
+			}
+		}
+		return nil
+	})
+	return ids, created, err
+}
+
+// RevokeAPIKey deletes a cliente's key by its id (see APIKeys);
+// engine.ErrNotFound if the cliente has no such key.
+func (db *DB) RevokeAPIKey(ctx context.Context, cliente, id string) error {
+	want, err := hex.DecodeString(id)
+	if err != nil || len(want) != 8 {
+		return fmt.Errorf("api key id %q: %w", id, engine.ErrNotFound)
+	}
+	return db.write(ctx, func(w *wtx) error {
+		b := w.tx.Bucket(bucketAuth)
+		if b == nil {
+			return fmt.Errorf("api key %q: %w", id, engine.ErrNotFound)
+		}
+		prefix := append([]byte(apiKeyPrefix), want...)
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var key APIKey
+			if err := json.Unmarshal(v, &key); err != nil {
+				return fmt.Errorf("api key %x: %w", k, err)
+			}
+			if key.Cliente == cliente {
+				return abort(b.Delete(bytes.Clone(k)))
+			}
+		}
+		return fmt.Errorf("api key %q: %w", id, engine.ErrNotFound)
+	})
 }

@@ -155,3 +155,36 @@ func TestOutbox(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+func TestRevokeAPIKey(t *testing.T) {
+	db, _ := kvtest.MustOpen(t, kv.Options{})
+	ctx := context.Background()
+	for _, c := range []string{"c1", "c2"} {
+		if err := db.CreateCliente(ctx, engine.Cliente{ID: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h1, h2 := sha256.Sum256([]byte("k1")), sha256.Sum256([]byte("k2"))
+	db.CreateAPIKey(ctx, "c1", h1[:])
+	db.CreateAPIKey(ctx, "c2", h2[:])
+	ids, created, err := db.APIKeys(ctx, "c1")
+	if err != nil || len(ids) != 1 || len(created) != 1 || created[0].IsZero() {
+		t.Fatalf("keys: %v %v %v", ids, created, err)
+	}
+	ids2, _, _ := db.APIKeys(ctx, "c2")
+	if err := db.RevokeAPIKey(ctx, "c1", ids2[0]); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("revoke another cliente's key: %v", err)
+	}
+	if err := db.RevokeAPIKey(ctx, "c1", "xyz"); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("bad id: %v", err)
+	}
+	if err := db.RevokeAPIKey(ctx, "c1", ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.APIKeyCliente(ctx, h1[:]); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("revoked key still resolves: %v", err)
+	}
+	if cl, err := db.APIKeyCliente(ctx, h2[:]); err != nil || cl != "c2" {
+		t.Fatalf("other key: %q %v", cl, err)
+	}
+}
