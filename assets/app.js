@@ -245,6 +245,7 @@ const S = {
   cliente: null, // id
   session: null,
   qrShown: '', // the qr string whose image is displayed
+  qrWanted: '', // the newest qr announced by a session event
   qrSeq: 0,
   qrAbort: null,
   campaigns: [], // campaign JSON
@@ -354,7 +355,7 @@ async function selectCliente(id) {
   S.cliente = id;
   sessionStorage.setItem('lm.cliente', id);
   S.session = null;
-  S.qrShown = '';
+  cancelQR(); // a QR request of the previous cliente
   S.camp = null;
   S.campaigns = [];
   S.stats = {};
@@ -437,8 +438,11 @@ function onSession(s, initial) {
   if (s.estado === 'READY') {
     cancelQR();
   } else if (needsQR) {
-    // A new QR (rotation), or none shown yet: fetch its image once.
-    if (!s.qr || s.qr !== S.qrShown || !prev) fetchQR();
+    // A new QR (rotation), or none shown yet: fetch its image once. A
+    // request already waiting answers with the QR current when it returns;
+    // fetchQR compares that with the newest one announced.
+    if (s.qr) S.qrWanted = s.qr;
+    if (!S.qrAbort && (!s.qr || s.qr !== S.qrShown || !prev)) fetchQR();
   }
   if (s.estado === 'READY' && prev && prev.estado !== 'READY') {
     for (const c of S.campaigns) scheduleStats(c.id);
@@ -450,6 +454,7 @@ function cancelQR() {
   if (S.qrAbort) S.qrAbort.abort();
   S.qrAbort = null;
   S.qrShown = '';
+  S.qrWanted = '';
   $('#qr-box').hidden = true;
   $('#qr-img').removeAttribute('src');
   $('#qr-retry').hidden = true;
@@ -468,6 +473,7 @@ async function fetchQR() {
     if (seq !== S.qrSeq || id !== S.cliente) return;
     if (S.session && S.session.estado === 'READY') return;
     S.qrShown = r.qr || '';
+    if (S.qrWanted && r.qr && S.qrWanted !== r.qr) setTimeout(fetchQR, 0); // rotated meanwhile
     const img = $('#qr-img');
     img.src = r.data_url;
     img.dataset.qr = r.qr || '';
