@@ -144,6 +144,23 @@ func TestIsolation(t *testing.T) {
 	if started != 0 {
 		t.Errorf("c2's session was started %d times", started)
 	}
+	// Control: the same requests with c2's own key are not refused, so the
+	// refusals above are isolation, not a broken request.
+	adminOnlyRoutes := map[string]bool{"PATCH /api/clientes/:id": true, "GET /api/clientes/:id/keys": true, "POST /api/clientes/:id/keys": true, "DELETE /api/clientes/:id/keys/:kid": true}
+	for _, rt := range routes {
+		name := rt.Method + " " + rt.Path
+		if !strings.HasPrefix(rt.Path, "/api/clientes/:id") || rt.Method == "HEAD" || adminOnlyRoutes[name] {
+			continue
+		}
+		b := bodies[name]
+		path := fill(rt.Path, "c2", "k2", job2)
+		if strings.HasSuffix(path, "/qr") {
+			path += "?timeout=10ms" // no QR comes from the fake: 504
+		}
+		if r := h.doCT(rt.Method, path, key2, b.ct, b.body); r.Status == 401 || r.Status == 403 {
+			t.Errorf("control %s as c2: %d %s", name, r.Status, r.Body)
+		}
+	}
 }
 
 func fill(path, cl, camp, job string) string {
