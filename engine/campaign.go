@@ -121,12 +121,20 @@ func (e *Engine) Reply(r Reply) {
 		e.log.Error("reply", "cliente", r.Cliente, "err", err)
 		return
 	}
-	// The reply answers the most recent envío that went out to this phone.
-	var last *Envio
+	// The reply answers the most recent envío that went out to this phone;
+	// failing one acked, the one in flight (a quick reply can arrive
+	// before the worker commits the ack of the message it answers).
+	var last, inFlight *Envio
 	for i := range envios {
-		if envios[i].State.Sent() && (last == nil || envios[i].SentAt.After(last.SentAt)) {
+		switch {
+		case envios[i].State.Sent() && (last == nil || envios[i].SentAt.After(last.SentAt)):
 			last = &envios[i]
+		case envios[i].State == Enviando && (inFlight == nil || envios[i].UpdatedAt.After(inFlight.UpdatedAt)):
+			inFlight = &envios[i]
 		}
+	}
+	if last == nil {
+		last = inFlight
 	}
 	decision := ReplyDecision{}
 	var ref *Ref

@@ -99,3 +99,58 @@ func TestEngine_ReceiptDuringEnviadoCommitIsNotLost(t *testing.T) {
 		t.Fatalf("envío %s is %s after its delivery receipt (%v), want entregado: the receipt was lost", e.Ref, e.State, err)
 	}
 }
+
+// meVoyHooks is a campaign script whose on_reply opts out on "ME VOY",
+// which the default rule does not know.
+type meVoyHooks struct{ engine.TemplateHooks }
+
+func (meVoyHooks) OnReply(_ context.Context, _ engine.Campaign, _ engine.Envio, r engine.Reply) (engine.ReplyDecision, error) {
+	return engine.ReplyDecision{OptOut: r.Text == "ME VOY"}, nil
+}
+
+// A reply that arrives while the envío it answers is still enviando (the
+// recipient answered before the worker committed the ack) is linked to
+// that envío and decided by its campaign's on_reply hook. (Found by the
+// e2e BAJA test under -race: the reply was stored with no envío and only
+// the default opt-out words applied. Fixed in engine.Reply.)
+func TestEngine_ReplyDuringTheSendIsLinkedToItsEnvio(t *testing.T) {
+	db, _ := kvtest.MustOpen(t, kv.Options{})
+	kvtest.MustCampaign(t, db, "k", 1)
+	ctx := context.Background()
+	if _, err := db.UpdateCampaign(ctx, "k", func(c *engine.Campaign) error { c.Rate = fast(3); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	gw := enginetest.NewGateway(engine.SystemClock{})
+	gw.SetReady("c1", true)
+	eng := engine.New(db, gw, engine.Config{Logger: slog.New(slog.DiscardHandler),
+		HooksFor: func(engine.Campaign) (engine.Hooks, error) { return meVoyHooks{}, nil }})
+	gw.Fail = func(_ context.Context, cliente string, m engine.Outgoing) error {
+		eng.Reply(engine.Reply{Cliente: cliente, From: m.To, MsgID: "3AREPLY", Text: "ME VOY", At: time.Now()})
+		return nil
+	}
+	evs, unsub := eng.Events().Subscribe(1024)
+	defer unsub()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	if err := eng.StartCampaign(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(waitTimeout)
+	for finished := false; !finished; {
+		select {
+		case ev := <-evs:
+			finished = ev.Type == "campaign" && ev.Status == string(engine.Terminada)
+		case <-deadline:
+			t.Fatal("the campaign never finished")
+		}
+	}
+	replies, err := db.Replies(ctx, "c1", 0, 10)
+	if err != nil || len(replies) != 1 || replies[0].Envio != "k/1" || !replies[0].OptOut {
+		t.Fatalf("replies %+v (%v), want the reply linked to k/1 and opted out by the campaign's hook", replies, err)
+	}
+	if sup, err := db.Suppressed(ctx, "c1", "+5491100000001"); err != nil || !sup {
+		t.Fatalf("phone not suppressed (%v)", err)
+	}
+}
