@@ -175,6 +175,10 @@ func TestCampaignLifecycle(t *testing.T) {
 	if pv.Text != "Hola Ana" {
 		t.Fatalf("script preview = %q", pv.Text)
 	}
+	h.must(200, h.do("POST", base+"/k1/preview", key1, map[string]any{"plantilla": "Hola {{nombre}}", "script": "function on_reply(m) return nil end", "row": row})).json(t, &pv)
+	if pv.Text != "Hola Ana" { // a script without personalize: the template renders
+		t.Fatalf("preview with on_reply only = %q", pv.Text)
+	}
 	h.must(400, h.do("POST", base+"/k1/preview", key1, map[string]any{"plantilla": "Hola {{falta}}", "row": row}))
 	h.must(400, h.do("POST", base+"/k1/preview", key1, map[string]any{"script": "function personalize(e) error('x') end", "row": row}))
 

@@ -197,18 +197,21 @@ func (s *Server) handlePreview(c *fiber.Ctx) error {
 		return err
 	}
 	camp := campaignOf(c)
-	if req.Script == "" {
+	var sc *scripting.Script
+	if req.Script != "" {
+		var err error
+		if sc, err = scripting.Compile(camp.ID, req.Script); err != nil {
+			return err
+		}
+		defer sc.Close()
+	}
+	if sc == nil || !sc.HasHook(scripting.HookPersonalize) { // the template renders the text
 		text, err := engine.RenderTemplate(req.Plantilla, engine.Envio{Cliente: camp.Cliente, Telefono: req.Row.Telefono, Nombre: req.Row.Nombre, Variables: req.Row.Variables})
 		if err != nil {
 			return errorf(fiber.StatusBadRequest, "template", "%v", err)
 		}
 		return c.JSON(previewResponse{Text: text})
 	}
-	sc, err := scripting.Compile(camp.ID, req.Script)
-	if err != nil {
-		return err
-	}
-	defer sc.Close()
 	res, err := sc.Personalize(c.UserContext(), scripting.Envio{
 		ID: camp.ID + "/preview", Telefono: req.Row.Telefono, Nombre: req.Row.Nombre, Variables: req.Row.Variables,
 		Campana: camp.ID, Plantilla: req.Plantilla, Attempt: 1, TimeZone: camp.Schedule.TimeZone,

@@ -1,10 +1,3 @@
-// Package admin is LeadMaster's local admin API and page: a thin fiber app
-// over the engine. Handlers decode, validate, call the engine or the store
-// and encode; HTTP status codes are chosen in one place (errors.go).
-//
-// admin imports engine (and scripting for compile checks) but never kv or
-// whatsmeow: the persistence it needs is the Store interface, which kv.DB
-// implements, and the WhatsApp side is engine.Sessions.
 package admin
 
 import (
