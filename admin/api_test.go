@@ -274,6 +274,15 @@ func TestEnviosUploadAndListing(t *testing.T) {
 	if len(pg.Items) != 0 {
 		t.Fatalf("enviados: %d", len(pg.Items))
 	}
+	h.must(200, h.do("GET", base+"/envios?telefono=%2B5491123456705", key1, nil)).json(t, &pg)
+	if len(pg.Items) != 1 || pg.Items[0].Telefono != "+5491123456705" {
+		t.Fatalf("search: %+v", pg)
+	}
+	h.must(200, h.do("GET", base+"/envios?telefono=%2B5491123456799", key1, nil)).json(t, &pg)
+	if len(pg.Items) != 0 {
+		t.Fatalf("search for a phone not in the campaign: %+v", pg)
+	}
+	h.must(400, h.do("GET", base+"/envios?telefono=123", key1, nil))
 	h.must(400, h.do("GET", base+"/envios?estado=volando", key1, nil))
 	h.must(400, h.do("GET", base+"/envios?limit=5000", key1, nil))
 }

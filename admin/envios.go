@@ -201,7 +201,7 @@ type envioView struct {
 	engine.Envio
 }
 
-// handleListEnvios handles "GET …/campaigns/:cid/envios?estado=&after=&limit=".
+// handleListEnvios handles "GET …/campaigns/:cid/envios?estado=&telefono=&after=&limit=".
 func (s *Server) handleListEnvios(c *fiber.Ctx) error {
 	var st engine.State
 	if v := c.Query("estado"); v != "" {
@@ -218,9 +218,26 @@ func (s *Server) handleListEnvios(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	es, err := s.data.Envios(c.UserContext(), campaignOf(c).ID, after, limit, st)
-	if err != nil {
-		return err
+	camp := campaignOf(c)
+	var es []engine.Envio
+	if tel := c.Query("telefono"); tel != "" { // search: one phone's envíos of this campaign
+		if !validE164(tel) {
+			return badRequest("query \"telefono\": want E.164, e.g. +5491122334455, got %q", tel)
+		}
+		all, err := s.data.EnviosByPhone(c.UserContext(), camp.Cliente, tel)
+		if err != nil {
+			return err
+		}
+		for _, e := range all {
+			if e.Ref.Campaign == camp.ID && e.Ref.Seq > after && (st == "" || e.State == st) && len(es) < limit {
+				es = append(es, e)
+			}
+		}
+	} else {
+		var err error
+		if es, err = s.data.Envios(c.UserContext(), camp.ID, after, limit, st); err != nil {
+			return err
+		}
 	}
 	out := make([]envioView, len(es))
 	for i, e := range es {

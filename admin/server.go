@@ -36,6 +36,8 @@ type Store interface {
 	// leaves nothing behind.
 	ImportFile(ctx context.Context, campaign, format string, r io.Reader, progress func(bytes int64, rows int)) (engine.ImportReport, error)
 	Envios(ctx context.Context, campaign string, after uint64, limit int, state engine.State) ([]engine.Envio, error)
+	// EnviosByPhone finds a cliente's envíos to an E.164 phone (search).
+	EnviosByPhone(ctx context.Context, cliente, phone string) ([]engine.Envio, error)
 	ClienteReplies(ctx context.Context, cliente string, after uint64, limit int) ([]engine.StoredReply, error)
 	JournalPage(ctx context.Context, after uint64, limit int) ([]engine.Entry, error)
 	JournalTail(ctx context.Context, n int) ([]engine.Entry, error)
