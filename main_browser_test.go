@@ -348,6 +348,7 @@ func (b *browser) docSizes(name string) {
 }
 
 func TestBrowser(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t)
 	start := time.Now()
 	st := startBrowserStack(t)
@@ -586,6 +587,7 @@ func TestBrowser(t *testing.T) {
 // contactos.csv and demo.lua) runs to its end while the page follows it,
 // replies and opt-outs included.
 func TestBrowserDemo(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
@@ -675,4 +677,31 @@ func TestBrowserDemo(t *testing.T) {
 	journal := b.evalInt(`document.querySelectorAll('#journal-table tbody tr').length`)
 	b.check("replies with their opt-outs, and the journal tail", bajas > 0 && journal > 0, "%d bajas, %d journal rows", bajas, journal)
 	b.docSizes("demo-terminada")
+}
+
+// TestBrowserQRRotation leaves a fresh cliente's QR unscanned until
+// whatsmeow shows the next code (60 s): the page replaces the image by
+// itself, on the session event, with exactly one more request, and the
+// new code is the one the phone scans.
+func TestBrowserQRRotation(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	st := startBrowserStack(t)
+	st.call(t, "POST", "/api/clientes", map[string]any{"id": "rota", "nombre": "Rotación", "region": "AR"}, nil)
+	b.step("open the page on the fresh cliente: its first QR",
+		chromedp.Navigate(st.url+"/#token="+st.token),
+		chromedp.WaitVisible(`#clientes button[data-cliente="rota"][aria-current="true"]`),
+		waitJS(`document.querySelector('#qr-img').naturalWidth > 0 && document.querySelector('#qr-img').dataset.qr.length > 0`),
+	)
+	first := b.evalString(`document.querySelector('#qr-img').dataset.qr`)
+	b.evalBool(`window.__sameDocument = true`)
+	b.step("wait for whatsmeow's next code: the image changes by itself",
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('#qr-img').dataset.qr !== %q && document.querySelector('#qr-img').naturalWidth > 0`, first),
+			chromedp.WithPollingInterval(250*time.Millisecond), chromedp.WithPollingTimeout(100*time.Second)),
+	)
+	b.check("no reload, one request per QR", b.evalBool(`window.__sameDocument === true`) && b.qrCount() == 2, "QR requests: %d", b.qrCount())
+	b.step("the simulated phone scans the new code: READY",
+		chromedp.Click(`#demo-scan`),
+		chromedp.WaitVisible(`#session-badge[data-state="READY"]`),
+	)
 }
