@@ -13,9 +13,12 @@ import (
 )
 
 // handleEvents handles "GET /api/events?cliente=…": server-sent events,
-// "event: session|envio|campaign|reply" with an engine.Event as data, and
-// a ": heartbeat" comment every Heartbeat. A cliente key sees only its own
-// cliente's events; the admin sees all, or one cliente's with ?cliente=.
+// "event: session|envio|campaign|reply" with an engine.Event as data;
+// "event: stats" with an engine.Stats, at most once per StatsInterval for
+// each campaign that changed (the campaign counters, so a page need not
+// count transitions itself); and a ": heartbeat" comment every Heartbeat.
+// A cliente key sees only its own cliente's events; the admin sees all, or
+// one cliente's with ?cliente=.
 func (s *Server) handleEvents(c *fiber.Ctx) error {
 	p := who(c)
 	filter := c.Query("cliente")
@@ -32,13 +35,16 @@ func (s *Server) handleEvents(c *fiber.Ctx) error {
 	c.Set("X-Accel-Buffering", "no")
 	done := s.ctx.Done()
 	ctx := s.ctx
-	heartbeat := s.opts.Heartbeat
+	heartbeat, statsEvery := s.opts.Heartbeat, s.opts.StatsInterval
 	s.met.sseClients.Inc()
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer s.met.sseClients.Dec()
 		defer unsubscribe()
 		tick := time.NewTicker(heartbeat)
 		defer tick.Stop()
+		statsTick := time.NewTicker(statsEvery)
+		defer statsTick.Stop()
+		dirty := map[string]bool{} // campaigns whose counters changed since the last stats event
 		fmt.Fprint(w, "retry: 3000\n: connected\n\n")
 		if w.Flush() != nil {
 			return
@@ -49,6 +55,20 @@ func (s *Server) handleEvents(c *fiber.Ctx) error {
 				return
 			case <-tick.C:
 				fmt.Fprint(w, ": heartbeat\n\n")
+			case <-statsTick.C:
+				if len(dirty) == 0 {
+					continue
+				}
+				for id := range dirty {
+					st, err := s.eng.CampaignStats(ctx, id)
+					if err != nil {
+						continue
+					}
+					if data, err := json.Marshal(st); err == nil {
+						fmt.Fprintf(w, "event: stats\ndata: %s\n\n", data)
+					}
+				}
+				clear(dirty)
 			case ev, ok := <-events:
 				if !ok {
 					return
@@ -61,6 +81,9 @@ func (s *Server) handleEvents(c *fiber.Ctx) error {
 					continue
 				}
 				fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, data)
+				if ev.Campaign != "" && (ev.Type == "envio" || ev.Type == "campaign") {
+					dirty[ev.Campaign] = true
+				}
 			}
 			if w.Flush() != nil {
 				return // the client went away

@@ -88,7 +88,7 @@ func TestOversizeUpload(t *testing.T) {
 // (session, campaign, envío), with heartbeats; the admin's sees all; the
 // streams end when the server shuts down.
 func TestSSE(t *testing.T) {
-	h := newHarness(t, func(o *admin.Options) { o.Heartbeat = 20 * time.Millisecond })
+	h := newHarness(t, func(o *admin.Options) { o.Heartbeat, o.StatsInterval = 20*time.Millisecond, 10*time.Millisecond })
 	key1, _ := h.setup()
 	base, stop := h.serve()
 	client := &http.Client{Transport: &http.Transport{}}
@@ -116,8 +116,9 @@ func TestSSE(t *testing.T) {
 	h.must(200, h.do("POST", "/api/clientes/c1/campaigns/k1/cancel", key1, nil))
 
 	type got struct {
-		typ string
-		ev  engine.Event
+		typ   string
+		ev    engine.Event
+		stats engine.Stats
 	}
 	next := func(r *bufio.Reader, heartbeat *bool) got {
 		var g got
@@ -135,7 +136,11 @@ func TestSSE(t *testing.T) {
 			case strings.HasPrefix(line, "event: "):
 				g.typ = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: "):
-				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &g.ev); err != nil {
+				var v any = &g.ev
+				if g.typ == "stats" {
+					v = &g.stats
+				}
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), v); err != nil {
 					t.Fatal(err)
 				}
 			case line == "" && g.typ != "":
@@ -148,11 +153,19 @@ func TestSSE(t *testing.T) {
 	if e1.typ != "session" || e1.ev.Session == nil || e1.ev.Session.Cliente != "c1" || e1.ev.Session.QR != "qr-c1" {
 		t.Fatalf("c1's first event: %+v", e1)
 	}
-	// Then c1's cancellations (envío and campaign events), never c2's.
-	for seen := 0; seen < 4; seen++ {
+	// Then c1's cancellations (envío and campaign events) and the counters
+	// of its campaign, never c2's.
+	var sawStats bool
+	for seen := 0; seen < 4 || !sawStats; seen++ {
 		g := next(mine, &beat)
 		if c := g.ev.Cliente; c != "" && c != "c1" || g.ev.Campaign == "k2" {
 			t.Fatalf("c1 sees %+v", g)
+		}
+		if g.typ == "stats" {
+			if g.stats.Campaign != "k1" {
+				t.Fatalf("c1 sees stats of %+v", g.stats)
+			}
+			sawStats = sawStats || g.stats.Counts[engine.Cancelado] == 3
 		}
 	}
 	for !beat {

@@ -91,8 +91,9 @@ type Options struct {
 	// QRTimeout is the default and MaxQRTimeout the largest wait of the QR
 	// route (defaults 20s and 60s).
 	QRTimeout, MaxQRTimeout time.Duration
-	// Heartbeat is the SSE comment interval (default 15s).
-	Heartbeat time.Duration
+	// Heartbeat is the SSE comment interval (default 15s); StatsInterval
+	// the most often a stream sends a campaign's counters (default 1s).
+	Heartbeat, StatsInterval time.Duration
 	// LockoutAfter bad tokens from one address lock it out for
 	// LockoutBase, doubling per further failure up to LockoutMax
 	// (defaults 5, 1s, 5m).
@@ -135,6 +136,9 @@ func (o *Options) defaults() {
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 15 * time.Second
+	}
+	if o.StatsInterval <= 0 {
+		o.StatsInterval = time.Second
 	}
 	if o.LockoutAfter <= 0 {
 		o.LockoutAfter = 5
