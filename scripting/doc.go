@@ -19,8 +19,9 @@
 // Three savings keep that promise by checking, not trusting:
 //
 //   - A script whose top level only defines functions and constants (checked
-//     on the bytecode: no call, no table, no global read at the top level,
-//     no assignment to an upvalue anywhere) runs its top level once per
+//     on the bytecode: no call and no table constructor at the top level,
+//     though reading globals such as lm.render into locals is fine, and no
+//     assignment to an upvalue anywhere) runs its top level once per
 //     state; after each call the globals are restored exactly to what the
 //     top level left, or the state forgets them and runs it again next time.
 //     examples/personalize.lua and throttle.lua are such scripts.

@@ -171,21 +171,24 @@ const observer = `
   return table.concat(seen, ",")
 `
 
-// FuzzIsolation runs a fuzzed personalize body on a one-state pool, then an
-// observer call on the same pool: it must see exactly what it sees on a
-// fresh Script, whatever the fuzzed body did (and whether it failed).
+// FuzzIsolation runs a fuzzed top level and personalize body on a one-state
+// pool, then an observer call on the same pool: it must see exactly what it
+// sees on a fresh Script, whatever the fuzzed code did (and whether it
+// failed). Top levels that qualify as constant exercise the kept
+// environment; others the re-run path.
 func FuzzIsolation(f *testing.F) {
-	for _, body := range []string{
+	tops := []string{"", "local G = _G", "local r, S = lm.render, string", "local T = {}", "x = 1", "local n = 0 local function f() n = n + 1 end"}
+	for i, body := range []string{
 		`x = 1`, `_G.y = {}`, `e.nombre = "z"`, `e.variables.k = "w"`, `e.extra = 1`, `e[1] = 2`,
 		`setmetatable(e, {})`, `setmetatable(e.variables, {__index = e})`, `personalize = nil`,
 		`_G = nil`, `e.variables = {}`, `string.upper = nil`, `for i = 1, 100 do _G["k" .. i] = i end`,
 		`error("x")`, `while true do end`, `e.variables.k = nil`, `rawset(e, "q", 1)`, `e.nombre = nil e.nombre = "ana"`,
 	} {
-		f.Add(body)
+		f.Add(tops[i%len(tops)], body)
 	}
 	lim := scripting.Limits{Timeout: 50 * time.Millisecond, PoolSize: 1}
-	f.Fuzz(func(t *testing.T, body string) {
-		src := "function personalize(e)\n if e.variables.probe == '1' then " + observer + " end\n" + body + "\nend"
+	f.Fuzz(func(t *testing.T, top, body string) {
+		src := top + "\nfunction personalize(e)\n if e.variables.probe == '1' then " + observer + " end\n" + body + "\nend"
 		s, err := scripting.CompileWith("iso.lua", src, lim)
 		if err != nil {
 			return
@@ -209,7 +212,7 @@ func FuzzIsolation(f *testing.F) {
 				continue // this machine stalled
 			}
 			if err != nil || got != want {
-				t.Fatalf("after %q the next call saw\n%q (%v)\nwant\n%q", body, got.Text, err, want.Text)
+				t.Fatalf("after %q / %q the next call saw\n%q (%v)\nwant\n%q", top, body, got.Text, err, want.Text)
 			}
 			break
 		}

@@ -213,16 +213,22 @@ func (r *rewriter) concat(x *ast.StringConcatOpExpr, depth int) ast.Expr {
 
 // constantTopLevel reports whether running the main chunk of proto can only
 // define functions and constants: its instructions load constants, make
-// closures and set globals (no call, no table, no global read), and no
-// function anywhere assigns an upvalue. Then the top level yields the same
-// environment on every run and the locals the hooks capture can never
-// change, so a state may run it once and, after each call, only restore the
+// closures, read globals and fields, and set globals (no call, no table
+// constructor, no arithmetic that could reach a metamethod), and no
+// function anywhere assigns an upvalue. What such a top level can read is
+// immutable (library functions, the read-only library proxies, its own
+// functions and constants) or the environment itself, which restoreKept
+// puts back after every call; no script code runs while it reads (the only
+// metatables reachable have table __index). So the top level yields the
+// same environment on every run and the locals the hooks capture can never
+// change: a state may run it once and, after each call, only restore the
 // globals (state.restoreKept) instead of running it again.
 func constantTopLevel(proto *lua.FunctionProto) bool {
 	for _, inst := range proto.Code {
 		switch int(inst >> 26) {
 		case lua.OP_MOVE, lua.OP_MOVEN, lua.OP_LOADK, lua.OP_LOADBOOL, lua.OP_LOADNIL,
-			lua.OP_CLOSURE, lua.OP_SETGLOBAL, lua.OP_RETURN, lua.OP_VARARG, lua.OP_CLOSE, lua.OP_NOP:
+			lua.OP_CLOSURE, lua.OP_SETGLOBAL, lua.OP_RETURN, lua.OP_VARARG, lua.OP_CLOSE, lua.OP_NOP,
+			lua.OP_GETGLOBAL, lua.OP_GETTABLE, lua.OP_GETTABLEKS:
 		default:
 			return false
 		}

@@ -447,3 +447,25 @@ func TestBuiltinEdgeCases(t *testing.T) {
 		}
 	}
 }
+
+// TestIsolation_KeptTopLevelCapturingG: a constant top level may capture _G
+// and library values in locals; writes through the captured _G are undone
+// after each call like any other global.
+func TestIsolation_KeptTopLevelCapturingG(t *testing.T) {
+	s := mustCompile(t, `
+local G, upper, render = _G, string.upper, lm.render
+function personalize(e)
+  local before = tostring(G.mark) .. tostring(rawequal(G, _G))
+  G.mark = e.id
+  G.personalize = nil
+  return before .. upper(render("{{x}}", {x = "a"}))
+end`, scripting.Limits{Timeout: 30 * time.Second, PoolSize: 1})
+	for i := 0; i < 5; i++ {
+		if got := mustText(t, s, envio(fmt.Sprint(i))); got != "niltrueA" {
+			t.Fatalf("call %d saw %q, want niltrueA", i, got)
+		}
+	}
+	if m := s.Metrics(); m.StatesCreated != 1 {
+		t.Errorf("states created: %d, want 1 (the kept environment restored each time)", m.StatesCreated)
+	}
+}

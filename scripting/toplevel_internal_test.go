@@ -14,15 +14,16 @@ import (
 
 func TestConstantTopLevel(t *testing.T) {
 	for src, want := range map[string]bool{
-		"function personalize(e) return 'x' end":                                            true,
-		"local function g(h) return h end\nfunction personalize(e) return g('x') end":       true,
-		"local A, B = 'a', 2\nlocal C\nfunction personalize(e) return A .. B end":           true,
-		"local T = {}\nfunction personalize(e) return 'x' end":                              false, // a table: hooks could change it
-		"local n = 0\nfunction personalize(e) n = n + 1 return 'x' end":                     false, // assigns an upvalue
-		"function personalize(e) local n = 0 local f = function() n = 1 end return 'x' end": false,
-		"local r = lm.render\nfunction personalize(e) return 'x' end":                       false, // reads a global
-		"local x = math.random()\nfunction personalize(e) return 'x' end":                   false, // calls
-		"if x then end\nfunction personalize(e) return 'x' end":                             false,
+		"function personalize(e) return 'x' end":                                             true,
+		"local function g(h) return h end\nfunction personalize(e) return g('x') end":        true,
+		"local A, B = 'a', 2\nlocal C\nfunction personalize(e) return A .. B end":            true,
+		"local T = {}\nfunction personalize(e) return 'x' end":                               false, // a table: hooks could change it
+		"local n = 0\nfunction personalize(e) n = n + 1 return 'x' end":                      false, // assigns an upvalue
+		"function personalize(e) local n = 0 local f = function() n = 1 end return 'x' end":  false,
+		"local r = lm.render\nfunction personalize(e) return r('x') end":                     true, // library values are immutable
+		"local G, S = _G, string\nfunction personalize(e) G.x = S.upper('x') return G.x end": true,
+		"local x = math.random()\nfunction personalize(e) return 'x' end":                    false, // calls
+		"if x then end\nfunction personalize(e) return 'x' end":                              false,
 	} {
 		proto, err := compileProto("t.lua", src, 1<<20, true)
 		if err != nil {
