@@ -217,3 +217,31 @@ func TestSeveralClients(t *testing.T) {
 		}
 	}
 }
+
+// TestDelayedReceipts: receipts come after the recipient's configured delays, in order.
+func TestDelayedReceipts(t *testing.T) {
+	checkLeaks(t)
+	sim, tc, me := pairedClient(t, wasim.Options{})
+	bob := sim.AddUser("15550002222", "Bob")
+	sim.SetBehavior("15550002222", wasim.Behavior{Deliver: true, DeliverAfter: 100 * time.Millisecond, Read: true, ReadAfter: 200 * time.Millisecond})
+	start := time.Now()
+	if _, err := tc.cli.SendMessage(testCtx(t), bob, text("hola"), whatsmeow.SendRequestExtra{ID: "3EB0DE1A7000000000000A"}); err != nil {
+		t.Fatal(err)
+	}
+	d := waitFor[*events.Receipt](tc)
+	atDelivered := time.Since(start)
+	r := waitFor[*events.Receipt](tc)
+	atRead := time.Since(start)
+	if d.Type != types.ReceiptTypeDelivered || r.Type != types.ReceiptTypeRead {
+		t.Errorf("receipts %q then %q, want delivered then read", d.Type, r.Type)
+	}
+	if atDelivered < 100*time.Millisecond || atRead < 300*time.Millisecond {
+		t.Errorf("delivered after %v (want ≥100ms), read after %v (want ≥300ms)", atDelivered, atRead)
+	}
+	e, _ := sim.LedgerEntry(me, "3EB0DE1A7000000000000A")
+	if e.DeliveredAt == nil || e.ReadAt == nil || !e.ReadAt.After(*e.DeliveredAt) {
+		t.Errorf("ledger = %+v", e)
+	}
+	tc.close()
+	tc.assertCleanLog()
+}
