@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -212,6 +213,7 @@ func BenchmarkPersonalizeRatio(b *testing.B) {
 	const round = 2000
 	for b.Loop() {
 		for v, r := range variants {
+			runtime.GC() // each variant pays for its own garbage, not the previous one's
 			start := cpuTime()
 			for i := 0; i < round; i++ {
 				if _, err := r.render(benchEnvio(i)); err != nil {
