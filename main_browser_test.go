@@ -197,7 +197,7 @@ func newBrowser(t *testing.T) *browser {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	ctx, cancel := context.WithTimeout(bctx, 3*time.Minute)
+	ctx, cancel := context.WithTimeout(bctx, 4*time.Minute)
 	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
 	b := &browser{t: t, bctx: bctx, ctx: ctx, docs: os.Getenv("LEADMASTER_SCREENSHOTS"), artifacts: os.Getenv("LEADMASTER_ARTIFACTS")}
 	if b.artifacts == "" {
@@ -281,7 +281,9 @@ func (b *browser) fail(name, msg string) {
 func (b *browser) step(name string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	began := time.Now()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
+	ctx, cancel := context.WithTimeout(b.ctx, 110*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.fail(name, err.Error())
 	}
 	b.t.Logf("ok   %-64s %5dms", name, time.Since(began).Milliseconds())
@@ -577,6 +579,23 @@ func TestBrowser(t *testing.T) {
 	b.check("every form control has a label", unlabeled == "", "unlabeled: %s", unlabeled)
 	unnamed := b.evalString(`[...document.querySelectorAll('button')].filter(el => !(el.textContent.trim() || el.getAttribute('aria-label'))).map(el => el.id || el.outerHTML).join(' ')`)
 	b.check("every button has a name", unnamed == "", "unnamed: %s", unnamed)
+
+	// 9. A cliente's API key sees its own cliente only: no other clientes,
+	// no journal, no "new cliente".
+	var key struct {
+		Key string `json:"key"`
+	}
+	st.call(t, "POST", "/api/clientes/demo/keys", nil, &key)
+	b.step("sign in with the demo cliente's API key",
+		chromedp.Click(`#signout`),
+		chromedp.WaitVisible(`#login-form`),
+		chromedp.SendKeys(`#token`, key.Key+"\r"),
+		chromedp.WaitVisible(`#clientes button[data-cliente="demo"][aria-current="true"]`),
+		chromedp.WaitVisible(`#campaign-estado[data-state="terminada"]`),
+	)
+	own := b.evalString(`[...document.querySelectorAll('#clientes button')].map(x => x.dataset.cliente).join(',')`)
+	hidden := b.evalBool(`document.querySelector('#journal-sec').hidden && document.querySelector('#cliente-new').hidden`)
+	b.check("a cliente key sees its own cliente only", own == "demo" && hidden, "clientes %q, journal and new-cliente hidden: %v", own, hidden)
 
 	t.Logf("browser test done in %v (QR fetched %d times)", time.Since(start).Round(time.Millisecond), qrAfter)
 }

@@ -277,6 +277,8 @@ function signOut(msg) {
   $('#signout').hidden = true;
   $('#who').textContent = '';
   $('#conn').textContent = '';
+  delete $('#conn').dataset.live;
+  $('#token').value = '';
   $('#login').hidden = false;
   $('#login-error').textContent = msg || '';
   $('#token').focus();
