@@ -87,6 +87,13 @@ func (db *DB) CreateCampaign(ctx context.Context, c engine.Campaign) error {
 		if _, err := sub(w.tx, bucketEnvios, c.ID, true); err != nil {
 			return abort(err)
 		}
+		idx, err := sub(w.tx, bucketByCliente, c.Cliente, true)
+		if err != nil {
+			return abort(err)
+		}
+		if err := idx.Put([]byte(c.ID), nil); err != nil {
+			return abort(err)
+		}
 		return abort(w.appendEntry(engine.Entry{Kind: engine.KindCampaign, Cliente: c.Cliente, Campaign: c.ID, Event: string(c.Status)}))
 	})
 }
@@ -102,10 +109,25 @@ func (db *DB) Campaign(ctx context.Context, id string) (engine.Campaign, error) 
 	return c, err
 }
 
-// Campaigns lists the campaigns of a cliente (all clientes if empty).
+// Campaigns lists the campaigns of a cliente (all clientes if empty), in
+// id order. A cliente's are read through its index.
 func (db *DB) Campaigns(ctx context.Context, cliente string) ([]engine.Campaign, error) {
 	var out []engine.Campaign
 	err := db.view(ctx, func(tx *bolt.Tx) error {
+		if cliente != "" {
+			idx, err := sub(tx, bucketByCliente, cliente, false)
+			if err != nil || idx == nil {
+				return err
+			}
+			return idx.ForEach(func(k, _ []byte) error {
+				c, err := getCampaign(tx, string(k))
+				if err != nil {
+					return err
+				}
+				out = append(out, c)
+				return nil
+			})
+		}
 		return tx.Bucket(bucketCampaigns).ForEach(func(_, v []byte) error {
 			var c engine.Campaign
 			if err := json.Unmarshal(v, &c); err != nil {

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -10,9 +11,11 @@ import (
 
 // schemaVersion is the layout this code writes. migrations[v] upgrades a
 // file from version v to v+1.
-const schemaVersion = 1
+const schemaVersion = 2
 
-var migrations = map[uint64]func(tx *bolt.Tx) error{}
+var migrations = map[uint64]func(tx *bolt.Tx) error{
+	1: indexCampaignsByCliente,
+}
 
 // Root buckets. Every key encoding is described next to its bucket.
 var (
@@ -31,12 +34,13 @@ var (
 	bucketImports   = []byte("app.imports")   // campaign -> u64 first staged seq (import in progress)
 	bucketReplies   = []byte("app.replies")   // cliente/ seq -> JSON reply
 	bucketNumbers   = []byte("app.numbers")   // cliente/ phone -> JSON number check
+	bucketByCliente = []byte("app.bycliente") // cliente/ campaign id -> nil (schema 2)
 )
 
 var rootBuckets = [][]byte{
 	bucketMeta, bucketClientes, bucketCampaigns, bucketEnvios, bucketDue, bucketCursors,
 	bucketInflight, bucketMsgIDs, bucketPhones, bucketSuppress, bucketCounters, bucketJournal, bucketImports,
-	bucketReplies, bucketNumbers,
+	bucketReplies, bucketNumbers, bucketByCliente,
 }
 
 var (
@@ -98,4 +102,26 @@ func sub(tx *bolt.Tx, root []byte, name string, create bool) (*bolt.Bucket, erro
 		return nil, fmt.Errorf("bucket %s/%s: %w", root, name, err)
 	}
 	return b, nil
+}
+
+// indexCampaignsByCliente (schema 1 -> 2) builds the per-cliente campaign
+// index, so a cliente's send loop reads its own campaigns, not every one.
+func indexCampaignsByCliente(tx *bolt.Tx) error {
+	idx, err := tx.CreateBucketIfNotExists(bucketByCliente)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketCampaigns).ForEach(func(k, v []byte) error {
+		var c struct {
+			Cliente string `json:"cliente"`
+		}
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("campaign %s: %w", k, err)
+		}
+		b, err := idx.CreateBucketIfNotExists([]byte(c.Cliente))
+		if err != nil {
+			return err
+		}
+		return b.Put(k, nil)
+	})
 }
