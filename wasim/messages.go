@@ -22,6 +22,9 @@ const (
 	EventAck     EventKind = "ack"     // an ack was sent (Detail: id, or "id error:N")
 	EventReceipt EventKind = "receipt" // a receipt was sent to a sender (Detail: "id delivered|read")
 	EventReply   EventKind = "reply"   // a simulated user sent a message (Phone: from, JID: to device, Detail: id)
+	// EventClientReceipt: a client sent a receipt the simulator was not waiting for (JID: the
+	// client's device, Detail: "id type"). Client receipts are recorded, not forwarded.
+	EventClientReceipt EventKind = "client_receipt"
 )
 
 // handleMessage receives a <message> from a logged-in client: every <enc> addressed to a
@@ -156,7 +159,7 @@ func (s *Server) openMessage(c *conn, n *waBinary.Node, to types.JID, recipient 
 		return "", false, "recipient not on WhatsApp"
 	}
 	reason = "no copy for the recipient's phone"
-	for _, t := range targets {
+	for _, t := range targets { // every copy: forwards and the own phone's too, not just the first
 		s.mu.Lock()
 		acc, dev := s.reg.deviceLocked(t.jid)
 		var ph *phoneDevice
@@ -184,13 +187,13 @@ func (s *Server) openMessage(c *conn, n *waBinary.Node, to types.JID, recipient 
 				reason = "bad protobuf: " + err.Error()
 				continue
 			}
-			return messageText(&msg), true, ""
+			text, decrypted, reason = messageText(&msg), true, ""
 		case dev != nil && !(t.jid.User == c.jid.User && t.jid.Device == c.jid.Device):
 			// Another linked device (a real client): forward the ciphertext as is.
 			s.forward(c, n, t.jid, t.enc)
 		}
 	}
-	return "", false, reason
+	return text, decrypted, reason
 }
 
 func messageText(m *waE2E.Message) string {

@@ -3,6 +3,7 @@ package wasim_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -244,4 +245,54 @@ func TestDelayedReceipts(t *testing.T) {
 	}
 	tc.close()
 	tc.assertCleanLog()
+}
+
+// TestClientToClient: a message from one cliente's client to another cliente's number
+// reaches that number's phone (ledger) and its linked real client (forwarded ciphertext);
+// a message to a client that is offline waits for its next login.
+func TestClientToClient(t *testing.T) {
+	checkLeaks(t)
+	sim := fixtureSim(t, wasim.Options{})
+	a, b := fixtureClient(t, sim, 0), fixtureClient(t, sim, 1)
+	aJID, bJID := *a.cli.Store.ID, *b.cli.Store.ID
+	ctx := testCtx(t)
+	if _, err := a.cli.SendMessage(ctx, bJID.ToNonAD(), text("hola B"), whatsmeow.SendRequestExtra{ID: "3EB0C2C000000000000001"}); err != nil {
+		t.Fatal(err)
+	}
+	m := waitFor[*events.Message](b)
+	if m.Message.GetConversation() != "hola B" || m.Info.Sender.User != aJID.User || m.Info.ID != "3EB0C2C000000000000001" {
+		t.Errorf("B got %q from %s (%s)", m.Message.GetConversation(), m.Info.Sender, m.Info.ID)
+	}
+	if e, _ := sim.LedgerEntry(aJID, "3EB0C2C000000000000001"); !e.Decrypted || e.Text != "hola B" {
+		t.Errorf("ledger = %+v", e)
+	}
+
+	t.Run("Offline", func(t *testing.T) {
+		// B's receipt for A's message is the last thing B sends; disconnecting before it
+		// would make B log a failed receipt.
+		waitSim(t, sim, 0, wasim.EventClientReceipt, bJID.String())
+		seq := sim.LastEvent()
+		b.cli.Disconnect()
+		waitSim(t, sim, seq, wasim.EventConnClosed, bJID.String())
+		qid, err := sim.SendText(ctx, "15550005555", bJID.ToNonAD(), "¿estás?")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.cli.Connect(); err != nil {
+			t.Fatal(err)
+		}
+		m := waitFor[*events.Message](b)
+		if m.Message.GetConversation() != "¿estás?" || m.Info.Sender.User != "15550005555" {
+			t.Errorf("B got %q from %s after logging in", m.Message.GetConversation(), m.Info.Sender)
+		}
+		waitCount[*events.Connected](b, 2) // before or after the queued message: no order between them
+		waitSim(t, sim, seq, wasim.EventClientReceipt, bJID.String())
+		if e := sim.Events(seq); !slices.ContainsFunc(e, func(e wasim.Event) bool { return strings.HasPrefix(e.Detail, qid) }) {
+			t.Errorf("no receipt from B for the queued message %s", qid)
+		}
+	})
+	a.close()
+	b.close()
+	a.assertCleanLog()
+	b.assertCleanLog()
 }

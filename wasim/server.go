@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -296,7 +297,11 @@ func (s *Server) handleNode(c *conn, n *waBinary.Node) {
 	case "message":
 		s.handleMessage(c, n)
 	case "receipt":
-		c.deliverResponse(n)
+		if !c.deliverResponse(n) {
+			id, _ := n.Attrs["id"].(string)
+			s.events.add(Event{Kind: EventClientReceipt, Conn: c.id, JID: jidString(c.jid), Phone: c.jid.User,
+				Detail: strings.TrimSpace(id + " " + n.AttrGetter().OptionalString("type"))})
+		}
 	default:
 		// message, receipt, presence, chatstate... are the second half of the simulator.
 		s.log.Debug("wasim: unhandled stanza", "conn", c.id, "tag", n.Tag)
