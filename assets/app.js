@@ -204,7 +204,9 @@ class APIError extends Error {
 let token = '';
 
 async function api(method, path, body, opts = {}) {
-  const headers = { Authorization: `Bearer ${token}` };
+  const used = token; // a late answer to a request of an earlier login must not sign the new one out
+  if (!used) throw new APIError(401, 'unauthorized', t('login.bad'));
+  const headers = { Authorization: `Bearer ${used}` };
   let payload;
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -225,7 +227,7 @@ async function api(method, path, body, opts = {}) {
   if (!res.ok) {
     const e = (data && data.error) || {};
     const err = new APIError(res.status, e.code, e.message || (typeof data === 'string' ? data : ''), e);
-    if (res.status === 401 && !opts.noLogout) signOut(t('login.bad'));
+    if (res.status === 401 && !opts.noLogout && used === token) signOut(t('login.bad'));
     throw err;
   }
   return data;
@@ -309,6 +311,8 @@ async function signIn(tok) {
   await loadClientes();
   const want = me.demo_cliente || me.cliente || sessionStorage.getItem('lm.cliente');
   const pick = S.clientes.find((c) => c.id === want) || S.clientes[0];
+  $('.content').hidden = !pick;
+  if (!pick && me.role === 'admin') { $('#cliente-new').open = true; $('#cl-id').focus(); }
   if (pick) await selectCliente(pick.id);
   if (me.role === 'admin') loadJournal();
 }
@@ -355,6 +359,7 @@ function renderClientes() {
 
 async function selectCliente(id) {
   S.cliente = id;
+  $('.content').hidden = false;
   sessionStorage.setItem('lm.cliente', id);
   S.session = null;
   cancelQR(); // a QR request of the previous cliente
@@ -425,9 +430,8 @@ async function loadSession() {
     const s = await api('GET', `${clientePath(id)}/session`);
     if (id === S.cliente) onSession(s, true);
   } catch (e) {
-    if (e.status === 404 && e.code !== 'not_found') return;
-    renderSession({ cliente: id, estado: 'INITIALIZING' });
-    fetchQR();
+    if (id !== S.cliente) return;
+    renderSession({ cliente: id, estado: 'ERROR', error: e.message });
   }
 }
 
@@ -1182,7 +1186,7 @@ function rerender() {
   renderClientes();
   if (S.session) renderSession(S.session);
   renderCampaigns();
-  if (S.camp) renderCampaign();
+  if (S.camp) { renderCampaign(); loadEnvios(false); }
 }
 
 function boot() {
