@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -218,4 +219,46 @@ func TestBackupDuringCampaign(t *testing.T) {
 	if err != nil || len(es) == 0 || len(es) == 3 {
 		t.Fatalf("backup has %d enviados of 3 (%v): not taken mid-campaign", len(es), err)
 	}
+}
+
+// TestListenWarnsBeyondLoopback: binding a non-loopback address logs a
+// warning; loopback does not.
+func TestListenWarnsBeyondLoopback(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "0.0.0.0:0"} {
+		var log syncBuffer
+		h := newHarness(t, func(o *admin.Options) { o.Logger = slogTo(&log) })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- h.srv.Serve(ctx, ln) }()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Contains(log.String(), "beyond loopback")
+		if warned != (addr == "0.0.0.0:0") {
+			t.Errorf("%s: warned=%v: %s", addr, warned, log.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -317,6 +317,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.app.ShutdownWithContext(sctx)
+	ln.Close() // if Shutdown ran before the server took the listener, this ends its Serve
 	<-errc
 	s.Close()
 	return err
