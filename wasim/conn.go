@@ -244,9 +244,43 @@ func (c *conn) request(ctx context.Context, n waBinary.Node) (*waBinary.Node, er
 	}
 }
 
-// deliverResponse hands an <iq type=result|error> or <ack> to a waiting request.
-func (c *conn) deliverResponse(n *waBinary.Node) bool {
+// responseKey is what an answer from the client is matched on: its id, except for acks of
+// receipts, which share the message id of the receipt (and of each other, for delivered and
+// read), so their type is part of the key.
+func responseKey(n *waBinary.Node) string {
 	id, _ := n.Attrs["id"].(string)
+	ag := n.AttrGetter()
+	if n.Tag == "ack" && ag.OptionalString("class") == "receipt" {
+		return receiptAckKey(id, ag.OptionalString("type"))
+	}
+	return id
+}
+
+func receiptAckKey(id, typ string) string { return "receipt:" + id + "/" + typ }
+
+// sendAwait registers a waiter under key, then sends n; the channel gets the client's answer.
+// cancel removes the waiter.
+func (c *conn) sendAwait(key string, n waBinary.Node) (ch chan *waBinary.Node, cancel func(), err error) {
+	ch = make(chan *waBinary.Node, 1)
+	c.pmu.Lock()
+	c.pending[key] = ch
+	c.pmu.Unlock()
+	cancel = func() {
+		c.pmu.Lock()
+		if c.pending[key] == ch {
+			delete(c.pending, key)
+		}
+		c.pmu.Unlock()
+	}
+	if err = c.send(n); err != nil {
+		cancel()
+	}
+	return ch, cancel, err
+}
+
+// deliverResponse hands an <iq type=result|error>, <ack> or <receipt> to a waiting request.
+func (c *conn) deliverResponse(n *waBinary.Node) bool {
+	id := responseKey(n)
 	c.pmu.Lock()
 	ch := c.pending[id]
 	delete(c.pending, id)

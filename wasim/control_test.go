@@ -88,6 +88,7 @@ func TestControlLedgerFaultsBehavior(t *testing.T) {
 				t.Errorf("receipt = %+v, want %q", r, want)
 			}
 		}
+		waitReceiptAcked(t, sim, "3EB0C0C0C0C0C0C0C0C003", "read")
 		if e := ledger()["3EB0C0C0C0C0C0C0C0C003"]; e.DeliveredAt == nil || e.ReadAt == nil {
 			t.Errorf("ledger entry without receipts: %+v", e)
 		}

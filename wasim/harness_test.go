@@ -464,3 +464,16 @@ func countSim(sim *wasim.Server, after uint64, k wasim.EventKind, jid string) in
 	}
 	return n
 }
+
+// waitReceiptAcked waits until the client acked the simulator's receipt ("delivered" or
+// "read") for message id: after that the client sends nothing more about it.
+func waitReceiptAcked(t testing.TB, sim *wasim.Server, id, typ string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, err := sim.WaitEvent(ctx, 0, func(e wasim.Event) bool {
+		return e.Kind == wasim.EventReceipt && e.Detail == id+" "+typ
+	}); err != nil {
+		t.Fatalf("receipt %s %s not acked: %v", typ, id, err)
+	}
+}

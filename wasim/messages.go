@@ -20,7 +20,7 @@ import (
 const (
 	EventMessage EventKind = "message" // a <message> arrived (JID: sender device, Detail: id)
 	EventAck     EventKind = "ack"     // an ack was sent (Detail: id, or "id error:N")
-	EventReceipt EventKind = "receipt" // a receipt was sent to a sender (Detail: "id delivered|read")
+	EventReceipt EventKind = "receipt" // a receipt reached a sender and was acked (Detail: "id delivered|read")
 	EventReply   EventKind = "reply"   // a simulated user sent a message (Phone: from, JID: to device, Detail: id)
 	// EventClientReceipt: a client sent a receipt the simulator was not waiting for (JID: the
 	// client's device, Detail: "id type"). Client receipts are recorded, not forwarded.
@@ -339,14 +339,28 @@ func (s *Server) sendReceipt(sender types.JID, recipientPhone, id, typ string) {
 		}
 	}
 	s.mu.Unlock()
+	d := "delivered"
+	if typ != "" {
+		d = typ
+	}
 	for _, c := range conns {
-		if c.send(waBinary.Node{Tag: "receipt", Attrs: attrs}) == nil {
-			d := "delivered"
-			if typ != "" {
-				d = typ
-			}
-			s.events.add(Event{Kind: EventReceipt, Conn: c.id, JID: c.jid.String(), Phone: recipientPhone, Detail: id + " " + d})
+		// The event waits for the client's ack of the receipt: once it is logged, the client
+		// has nothing left to send about it (so a test may disconnect it).
+		ch, cancel, err := c.sendAwait(receiptAckKey(id, typ), waBinary.Node{Tag: "receipt", Attrs: attrs})
+		if err != nil {
+			continue
 		}
+		s.goTracked(func() {
+			defer cancel()
+			t := time.NewTimer(barrierTimeout)
+			defer t.Stop()
+			select {
+			case <-ch:
+				s.events.add(Event{Kind: EventReceipt, Conn: c.id, JID: c.jid.String(), Phone: recipientPhone, Detail: id + " " + d})
+			case <-t.C:
+			case <-c.ctx.Done():
+			}
+		})
 	}
 }
 

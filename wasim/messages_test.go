@@ -62,6 +62,7 @@ func TestSendMessage(t *testing.T) {
 				t.Errorf("receipt = %+v, want %q for %s from %s", r, want, id, bob)
 			}
 		}
+		waitReceiptAcked(t, sim, id, "read")
 	})
 
 	t.Run("SecondMessage", func(t *testing.T) {
@@ -73,6 +74,7 @@ func TestSendMessage(t *testing.T) {
 		}
 		waitFor[*events.Receipt](tc)
 		waitFor[*events.Receipt](tc)
+		waitReceiptAcked(t, sim, "3EB0AAAAAAAAAAAAAAAA02", "read")
 	})
 
 	t.Run("Reply", func(t *testing.T) {
@@ -96,6 +98,7 @@ func TestSendMessage(t *testing.T) {
 		}
 		waitFor[*events.Receipt](tc)
 		waitFor[*events.Receipt](tc)
+		waitReceiptAcked(t, sim, "3EB0AAAAAAAAAAAAAAAA03", "read")
 	})
 
 	t.Run("FirstContact", func(t *testing.T) {
@@ -203,6 +206,9 @@ func TestSeveralClients(t *testing.T) {
 			t.Errorf("%s saw %d messages, want %d", r, got, len(tcs)*perClient/len(recipients))
 		}
 	}
+	for _, e := range ledger {
+		waitReceiptAcked(t, sim, e.ID, "delivered")
+	}
 	for _, tc := range tcs {
 		waitCount[*events.Receipt](tc, perClient)
 		m := waitFor[*events.Message](tc)
@@ -239,6 +245,7 @@ func TestDelayedReceipts(t *testing.T) {
 	if atDelivered < 100*time.Millisecond || atRead < 300*time.Millisecond {
 		t.Errorf("delivered after %v (want ≥100ms), read after %v (want ≥300ms)", atDelivered, atRead)
 	}
+	waitReceiptAcked(t, sim, "3EB0DE1A7000000000000A", "read")
 	e, _ := sim.LedgerEntry(me, "3EB0DE1A7000000000000A")
 	if e.DeliveredAt == nil || e.ReadAt == nil || !e.ReadAt.After(*e.DeliveredAt) {
 		t.Errorf("ledger = %+v", e)
