@@ -80,8 +80,21 @@ type retryState struct {
 }
 
 func (d *dispatcher) run(ctx context.Context) {
-	events, unsubscribe := d.s.eng.Events().Subscribe(1) // only a wake-up signal
-	defer unsubscribe()
+	// Engine events are only a wake-up signal. A forwarder drains them at
+	// once (so the broker never counts a drop for this subscriber, however
+	// long a delivery takes) into the one-slot wake channel.
+	events, unsubscribe := d.s.eng.Events().Subscribe(64)
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		for range events {
+			select {
+			case d.wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer func() { unsubscribe(); <-forwarded }()
 	for {
 		next := d.pass(ctx)
 		var timer <-chan time.Time
@@ -91,7 +104,6 @@ func (d *dispatcher) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-events:
 		case <-d.wake:
 		case <-timer:
 		case <-time.After(30 * time.Second): // a safety sweep (e.g. a webhook set while idle)

@@ -161,6 +161,9 @@ func TestWebhooks(t *testing.T) {
 			t.Errorf("delivery %s acknowledged %d times", d, n)
 		}
 	}
+	if d := h.eng.Events().Dropped(); d != 0 {
+		t.Errorf("the dispatcher made the broker drop %d events", d)
+	}
 	if rc.calls != want+3 {
 		t.Errorf("%d requests, want %d (3 failures)", rc.calls, want+3)
 	}
