@@ -128,3 +128,31 @@ func TestCLI_SecondProcessFailsFast(t *testing.T) {
 		t.Fatalf("serve after SIGTERM: %v", err)
 	}
 }
+
+// Every setting of the example env file is a flag of serve, so the file
+// configures what it says.
+func TestExampleEnvFileMatchesServeFlags(t *testing.T) {
+	raw, err := os.ReadFile("examples/leadmaster.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if name, _, ok := strings.Cut(line, "="); ok && strings.HasPrefix(name, "LEADMASTER_") {
+			set = append(set, name)
+		}
+	}
+	if len(set) < 5 {
+		t.Fatalf("found only %v", set)
+	}
+	code, _, help := run(t, "serve", "--help")
+	if code != 0 {
+		t.Fatalf("serve --help: %d", code)
+	}
+	for _, name := range set {
+		flagName := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "LEADMASTER_"), "_", "-"))
+		if !strings.Contains(help, "-"+flagName+" ") && !strings.Contains(help, "-"+flagName+"\n") {
+			t.Errorf("%s sets --%s, which serve does not have", name, flagName)
+		}
+	}
+}
