@@ -178,6 +178,14 @@ func (w *worker) process(ctx context.Context, c Campaign, ref Ref) (sent bool, e
 	text := env.Mensaje // a retry sends the text fixed at its first write-ahead
 	if text == "" {
 		r, err := hooks.Personalize(ctx, c, env)
+		if err != nil && ctx.Err() == nil {
+			// Once more: a script's time limit is wall-clock time, and a
+			// stalled host can trip it; a real script error fails twice.
+			r, err = hooks.Personalize(ctx, c, env)
+		}
+		if ctx.Err() != nil {
+			return false, nil // stopping: the envío stays pendiente
+		}
 		if err != nil {
 			return false, w.scriptFailed(ctx, c, env, err)
 		}
