@@ -31,6 +31,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	signallog "go.mau.fi/libsignal/logger"
 
 	"leadmaster/kv"
 	"leadmaster/wasim"
@@ -349,8 +350,16 @@ func (b *browser) docSizes(name string) {
 	b.step("desktop size", chromedp.EmulateViewport(1280, 900))
 }
 
-func TestBrowser(t *testing.T) {
+// parallel lets the browser tests run side by side. libsignal sets up its
+// global logger lazily, without a lock, on first use (wasim's Start signs a
+// certificate): that happens here first, before any test runs in parallel.
+func parallel(t *testing.T) {
+	signallog.Debug("browser tests")
 	t.Parallel()
+}
+
+func TestBrowser(t *testing.T) {
+	parallel(t)
 	b := newBrowser(t)
 	start := time.Now()
 	st := startBrowserStack(t)
@@ -606,7 +615,7 @@ func TestBrowser(t *testing.T) {
 // contactos.csv and demo.lua) runs to its end while the page follows it,
 // replies and opt-outs included.
 func TestBrowserDemo(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	b := newBrowser(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
@@ -703,7 +712,7 @@ func TestBrowserDemo(t *testing.T) {
 // itself, on the session event, with exactly one more request, and the
 // new code is the one the phone scans.
 func TestBrowserQRRotation(t *testing.T) {
-	t.Parallel()
+	parallel(t)
 	b := newBrowser(t)
 	st := startBrowserStack(t)
 	st.call(t, "POST", "/api/clientes", map[string]any{"id": "rota", "nombre": "Rotación", "region": "AR"}, nil)

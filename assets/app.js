@@ -173,6 +173,7 @@ const nf = () => new Intl.NumberFormat(lang === 'es' ? 'es-AR' : 'en-US');
 
 let toastTimer;
 function toast(msg, kind = 'error') {
+  if (!token) return; // signed out: late answers of the old login say nothing
   const el = $('#toast');
   el.textContent = msg;
   el.dataset.kind = kind;
