@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -41,39 +40,10 @@ type applianceConfig struct {
 	engineCfg func(*engine.Config)
 }
 
-// lazyInbound lets the session manager be built before the engine that
-// receives its events.
-type lazyInbound struct {
-	mu sync.RWMutex
-	e  engine.Inbound
-}
-
-func (l *lazyInbound) set(e engine.Inbound) { l.mu.Lock(); l.e = e; l.mu.Unlock() }
-func (l *lazyInbound) get() engine.Inbound {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.e
-}
-func (l *lazyInbound) SessionChanged(ev engine.SessionEvent) {
-	if e := l.get(); e != nil {
-		e.SessionChanged(ev)
-	}
-}
-func (l *lazyInbound) Receipt(r engine.Receipt) {
-	if e := l.get(); e != nil {
-		e.Receipt(r)
-	}
-}
-func (l *lazyInbound) Reply(r engine.Reply) {
-	if e := l.get(); e != nil {
-		e.Reply(r)
-	}
-}
-
 // openAppliance wires the parts on an open data file and binds the admin
 // listener (so a caller knows the address before Run).
 func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, error) {
-	inbound := &lazyInbound{}
+	inbound := &engine.InboundRelay{}
 	mgr, err := wa.NewManager(db, inbound, wa.Options{Logger: env.log, Configure: cfg.configure})
 	if err != nil {
 		return nil, err
@@ -84,7 +54,7 @@ func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, err
 		cfg.engineCfg(&ecfg)
 	}
 	eng := engine.New(db, mgr, ecfg)
-	inbound.set(eng)
+	inbound.Set(eng)
 	srv, err := admin.New(admin.Options{
 		Engine: eng, Data: db, Sessions: mgr, UI: assets.FS, Logger: env.log,
 		AdminToken: cfg.adminToken, DemoScan: cfg.demoScan,
