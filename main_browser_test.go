@@ -513,6 +513,8 @@ func TestBrowser(t *testing.T) {
 	b.check("the chart draws sent, delivered and read", polylines == 3, "%d series drawn, want 3", polylines)
 	qrAfter := b.qrCount()
 	b.check("the QR was fetched on events, not polled", qrAfter == qrAtReady && qrAtReady <= 2, "QR requests: %d until READY, %d at the end", qrAtReady, qrAfter)
+	low := b.evalString(contrastJS)
+	b.check("the finished campaign's view: text contrast at least WCAG AA", low == "", "low contrast:\n%s", low)
 	b.doc("campana-terminada-escritorio.png")
 
 	// 6. English switch, and the phone-sized layout.
@@ -588,6 +590,12 @@ func TestBrowser(t *testing.T) {
 	b.check("every form control has a label", unlabeled == "", "unlabeled: %s", unlabeled)
 	unnamed := b.evalString(`[...document.querySelectorAll('button')].filter(el => !(el.textContent.trim() || el.getAttribute('aria-label'))).map(el => el.id || el.outerHTML).join(' ')`)
 	b.check("every button has a name", unnamed == "", "unnamed: %s", unnamed)
+	b.evalBool(`(document.body.append(Object.assign(document.createElement('p'), {id: 'lm-contrast-probe', textContent: 'probe', style: 'color:#888;background:#999'})), true)`)
+	probe := b.evalString(contrastJS)
+	b.evalBool(`(document.querySelector('#lm-contrast-probe').remove(), true)`)
+	b.check("the contrast check finds a grey-on-grey probe", strings.Contains(probe, "lm-contrast-probe"), "probe not reported: %q", probe)
+	low = b.evalString(contrastJS)
+	b.check("text contrast is at least WCAG AA (4.5:1, 3:1 for large text)", low == "", "low contrast:\n%s", low)
 
 	// 9. A cliente's API key sees its own cliente only: no other clientes,
 	// no journal, no "new cliente".
@@ -733,3 +741,36 @@ func TestBrowserQRRotation(t *testing.T) {
 		chromedp.WaitVisible(`#session-badge[data-state="READY"]`),
 	)
 }
+
+// contrastJS lists the visible text whose contrast with its background is
+// below WCAG AA (4.5:1; 3:1 for large text), skipping disabled controls.
+const contrastJS = `(() => {
+  const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const bg = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const bad = [];
+  const seen = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walker.nextNode());) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || seen.has(el) || !el.getClientRects().length || el.closest('[hidden], :disabled, svg, option')) continue;
+    seen.add(el);
+    const st = getComputedStyle(el);
+    if (st.visibility === 'hidden') continue;
+    const a = lum(rgb(st.color)), b = lum(bg(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (!(ratio >= need)) bad.push(ratio.toFixed(2) + ' ' + el.tagName + (el.id ? '#' + el.id : '') + ' "' + n.textContent.trim().slice(0, 40) + '"');
+  }
+  return bad.join('\n');
+})()`
