@@ -56,7 +56,7 @@ func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, err
 	eng := engine.New(db, mgr, ecfg)
 	inbound.Set(eng)
 	srv, err := admin.New(admin.Options{
-		Engine: eng, Data: db, Sessions: mgr, UI: assets.FS, Logger: env.log,
+		Engine: eng, Data: db, Sessions: mgr, UI: assets.FS, Logger: env.log, Outbox: db,
 		AdminToken: cfg.adminToken, DemoScan: cfg.demoScan,
 	})
 	if err != nil {

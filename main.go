@@ -62,6 +62,8 @@ var commands = []command{
 	{"demo", "run the appliance on a built-in WhatsApp simulator with a demo cliente and campaign", "", setupDemo},
 	{"import", "import envíos into a campaign from a CSV or JSON file", "FILE", setupImport},
 	{"session", "move a WhatsApp session in from a whatsmeow SQLite store (no new QR)", "import", setupSession},
+	{"backup", "write a consistent snapshot of the data file (stopped appliance; while serving use GET /api/backup)", "", setupBackup},
+	{"restore", "put a backup in place as the data file, after verifying its journal", "BACKUP_FILE", setupRestore},
 	{"journal", "verify the journal's hash chain and replay, or export it", "verify|export", setupJournal},
 	{"version", "print the version", "", setupVersion},
 }

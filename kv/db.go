@@ -129,15 +129,19 @@ func Open(dir string, opts Options) (*DB, error) {
 // load reads the secret and journal head of a file opened read-only.
 func (db *DB) load() error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return fmt.Errorf("not a leadmaster data file (bucket %s missing)", bucketMeta)
+		}
+		if v := decodeU64(meta.Get(keySchema)); v != schemaVersion {
+			return fmt.Errorf("schema version %d, this leadmaster reads %d: open the file once read-write with this version (serve, import) to migrate it", v, schemaVersion)
+		}
 		for _, name := range rootBuckets {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("not a leadmaster data file (bucket %s missing)", name)
 			}
 		}
-		if v := tx.Bucket(bucketMeta).Get(keySchema); decodeU64(v) != schemaVersion {
-			return fmt.Errorf("schema version %d, this leadmaster reads %d", decodeU64(v), schemaVersion)
-		}
-		db.secret = append([]byte(nil), tx.Bucket(bucketMeta).Get(keySecret)...)
+		db.secret = append([]byte(nil), meta.Get(keySecret)...)
 		return nil
 	})
 }
