@@ -38,7 +38,9 @@ func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
 		cOptOut
 	)
 	phones := func(i, n int) []string { return r.recipients(i*100, n) }
-	r.sim.SetFaults(senderPhone(cDrop), wasim.Faults{DropBeforeAck: 1})
+	if !raceEnabled { // a drop with a message in flight trips whatsmeow's own data race (race_test.go)
+		r.sim.SetFaults(senderPhone(cDrop), wasim.Faults{DropBeforeAck: 1})
+	}
 	r.sim.SetFaults(senderPhone(cTransient), wasim.Faults{AckError: 463})
 	r.sim.SetFaults(senderPhone(cPermanent), wasim.Faults{AckError: 403})
 	r.sim.SetFaults(senderPhone(cSlow), wasim.Faults{AckDelay: 500 * time.Millisecond})
@@ -77,6 +79,9 @@ func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
 		// the client reconnects by itself. Whether whatsmeow's own retry
 		// or the engine's resend got the ack, it is the same id: enviado,
 		// and the recipient has it once.
+		if raceEnabled {
+			t.Skip("provokes whatsmeow's own exsync.Event data race under -race (race_test.go); runs without -race")
+		}
 		r.waitStatus(k[cDrop], engine.Terminada)
 		if c := r.counts(k[cDrop]); c[engine.Enviado] != 3 {
 			t.Fatalf("counts %v, want 3 enviado", c)
@@ -101,13 +106,18 @@ func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
 		r.sim.SetFaults(senderPhone(cTransient), wasim.Faults{})
 		r.waitStatus(k[cTransient], engine.Terminada)
 		r.checkNoLie(k[cTransient], senderPhone(cTransient))
+		refusals := 0
 		for _, e := range r.envios(k[cTransient]) {
 			le, _ := r.sim.LedgerEntry(sender(cTransient), e.MsgID)
-			refused := slices.Index(le.Faults, "")
-			if e.State != engine.Enviado || e.Attempts < 2 || e.Attempts != le.Arrivals || le.Acks != 1 ||
-				refused < 1 || slices.ContainsFunc(le.Faults[:refused], func(f string) bool { return f != "error:463" }) {
+			acked := slices.Index(le.Faults, "") // after 0 or more refusals, depending on when the fault was lifted
+			if e.State != engine.Enviado || e.Attempts != le.Arrivals || le.Acks != 1 || acked != len(le.Faults)-1 ||
+				slices.ContainsFunc(le.Faults[:acked], func(f string) bool { return f != "error:463" }) {
 				t.Errorf("envío %+v\nledger %+v\nwant enviado after 463 refusals of the same id", e, le)
 			}
+			refusals += acked
+		}
+		if refusals == 0 {
+			t.Error("no 463 refusal in the ledger")
 		}
 	})
 

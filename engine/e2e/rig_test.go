@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -404,6 +405,29 @@ func (r *rig) stop() {
 	})
 }
 
+// diagnose describes the rig's campaigns and sessions for a failure.
+func (r *rig) diagnose() string {
+	var b strings.Builder
+	ctx := context.Background()
+	for c := range r.campaigns {
+		camp, _ := r.db.Campaign(ctx, c)
+		counts, _ := r.db.Counts(ctx, c)
+		fmt.Fprintf(&b, "campaign %s (%s, %s): %v\n", c, camp.Cliente, camp.Status, counts)
+		if counts.Open() > 0 {
+			for _, e := range r.envios(c) {
+				if !e.State.Final() {
+					fmt.Fprintf(&b, "  open envío %s: %s attempts %d next %v reason %q id %s\n", e.Ref, e.State, e.Attempts, e.NextAttempt, e.Reason, e.MsgID)
+				}
+			}
+		}
+		if cl := camp.Cliente; cl != "" {
+			st := r.mgr.State(cl)
+			fmt.Fprintf(&b, "  session %s: %s ready=%v err=%q\n", cl, st.State, r.mgr.Ready(cl), st.Err)
+		}
+	}
+	return b.String()
+}
+
 // mark is the position in the event history from which a wait looks.
 func (r *rig) mark() int { return len(r.hist) }
 
@@ -417,7 +441,7 @@ func (r *rig) next(what string, deadline <-chan time.Time) {
 		}
 		r.hist = append(r.hist, ev)
 	case <-deadline:
-		r.t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
+		r.t.Fatalf("timed out after %v waiting for %s\n%s", waitTimeout, what, r.diagnose())
 	}
 }
 
