@@ -55,8 +55,8 @@ func (s *Server) handleMessage(c *conn, n *waBinary.Node) {
 		recipient = s.reg.byLIDLocked(to.User)
 	}
 	plan := s.planLocked(c.jid.User, id, arrival)
-	if recipient == nil && plan == (ackPlan{}) {
-		plan.code = 404 // not on WhatsApp
+	if recipient == nil && !plan.drop && !plan.noAck && plan.code == 0 {
+		plan.code = 404 // not on WhatsApp; a slow ack is still this error, never a success
 	}
 	e.Faults = append(e.Faults, plan.String())
 	needDecrypt := !e.Decrypted
