@@ -532,6 +532,14 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#editor`),
 		waitJS(`document.querySelector('#preview').dataset.state === 'ok' && document.querySelector('#preview').textContent.includes('Ana')`),
 	)
+	b.step("a Lua syntax error shows with its line, live",
+		chromedp.SendKeys(`#ed-script`, "function personalize(e)\n  return e.nombre ..\nend"),
+		waitJS(`/(Línea|Line) \d+/.test(document.querySelector('#ed-script-error').textContent)`),
+	)
+	b.step("fixed script: the preview is back",
+		waitJS(`(() => { const s = document.querySelector('#ed-script'); s.value = ''; s.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`),
+		waitJS(`document.querySelector('#preview').dataset.state === 'ok' && document.querySelector('#ed-script-error').textContent === ''`),
+	)
 	b.doc("editor-telefono.png")
 	b.step("desktop editor", chromedp.EmulateViewport(1280, 900), chromedp.ScrollIntoView(`#editor`))
 	b.doc("editor-escritorio.png")
@@ -571,6 +579,19 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#session-badge[data-state="QR_REQUIRED"]`),
 		chromedp.WaitVisible(`#qr-img`),
 		waitJS(`document.querySelector('#qr-img').naturalWidth > 0`),
+	)
+
+	b.step("a new campaña from the editor, its preview, then cancelled",
+		chromedp.Click(`#campaign-new`),
+		chromedp.WaitVisible(`#editor`),
+		chromedp.SendKeys(`#ed-id`, "promo"),
+		chromedp.SendKeys(`#ed-nombre`, "Promo de invierno"),
+		chromedp.Click(`#editor-form button[type="submit"]`),
+		chromedp.WaitVisible(`#campaign-list li[data-campaign="promo"]`),
+		chromedp.WaitVisible(`#campaign-estado[data-state="borrador"]`),
+		waitJS(`document.querySelector('#preview').dataset.state === 'ok' && document.querySelector('#preview').textContent.includes('Ana')`),
+		chromedp.Click(`#act-cancel`),
+		chromedp.WaitVisible(`#campaign-estado[data-state="cancelada"]`),
 	)
 
 	// 8. Sign out; the token form logs in again with the keyboard only.
