@@ -408,19 +408,18 @@ func (s *Server) SendText(ctx context.Context, fromPhone string, to types.JID, t
 	id := "3A" + strings.ToUpper(randomHex(9))
 	var waits []chan error
 	for _, dev := range devs {
-		ct, typ, err := ph.encrypt(ctx, dev, plain, func() (*prekey.Bundle, error) {
+		var bundle *prekey.Bundle // lock order: Server.mu is never taken under phoneDevice.mu
+		if !ph.hasSession(dev) {
 			s.mu.Lock()
-			defer s.mu.Unlock()
-			_, d := s.reg.deviceLocked(dev)
-			if d == nil || d.RegistrationID == 0 {
-				return nil, fmt.Errorf("wasim: no prekey bundle for %s", dev)
+			if _, d := s.reg.deviceLocked(dev); d != nil && d.RegistrationID != 0 {
+				bundle = deviceBundleOf(dev, d)
+				s.saveLocked()
 			}
-			b := deviceBundleOf(dev, d)
-			s.saveLocked()
-			return b, nil
-		})
+			s.mu.Unlock()
+		}
+		ct, typ, err := ph.encrypt(ctx, dev, plain, bundle)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("wasim: encrypt for %s: %w", dev, err)
 		}
 		node := waBinary.Node{Tag: "message", Attrs: waBinary.Attrs{
 			"from": fromJID, "sender_lid": fromLID, "id": id, "type": "text", "notify": name,

@@ -74,6 +74,8 @@ type Server struct {
 	hs     *http.Server
 	wg     sync.WaitGroup // connection handlers and helper goroutines
 
+	// mu guards everything below. Lock order: mu before a phoneDevice's mu and before the
+	// event log's; goTracked and conn.close(true) take mu, so never call them with mu held.
 	mu          sync.Mutex
 	closed      bool
 	reg         *registry

@@ -103,19 +103,29 @@ func (p *phoneDevice) decrypt(ctx context.Context, from types.JID, typ string, c
 	return unpad(plain)
 }
 
-// encrypt seals plaintext (padded here) for the device `to`. If there is no session yet, bundle
-// is called to get one (a pkmsg results). It returns the ciphertext and "pkmsg" or "msg".
-func (p *phoneDevice) encrypt(ctx context.Context, to types.JID, plaintext []byte, bundle func() (*prekey.Bundle, error)) ([]byte, string, error) {
+// hasSession reports whether the device can already encrypt to `to` without a bundle.
+func (p *phoneDevice) hasSession(to types.JID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	has, _ := p.ContainsSession(context.Background(), to.SignalAddress())
+	return has
+}
+
+var errNoSession = errors.New("no session and no prekey bundle")
+
+// encrypt seals plaintext (padded here) for the device `to`. Without a session it starts one
+// from bundle (a pkmsg results); the caller gets the bundle beforehand (see hasSession), so
+// p.mu is never held while Server.mu is taken. It returns the ciphertext and "pkmsg" or "msg".
+func (p *phoneDevice) encrypt(ctx context.Context, to types.JID, plaintext []byte, bundle *prekey.Bundle) ([]byte, string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	addr := to.SignalAddress()
 	builder := session.NewBuilderFromSignal(p, addr, signalSerializer)
 	if has, _ := p.ContainsSession(ctx, addr); !has {
-		b, err := bundle()
-		if err != nil {
-			return nil, "", err
+		if bundle == nil {
+			return nil, "", errNoSession
 		}
-		if err := builder.ProcessBundle(ctx, b); err != nil {
+		if err := builder.ProcessBundle(ctx, bundle); err != nil {
 			return nil, "", fmt.Errorf("process bundle: %w", err)
 		}
 	}
