@@ -49,7 +49,7 @@ func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
 		r.sim.SetRegistered(r.touch(p), false)
 	}
 	for _, p := range phones(cReceipts, 3) {
-		r.sim.SetBehavior(r.touch(p), wasim.Behavior{Deliver: true, Read: true})
+		r.sim.SetBehavior(r.touch(p), wasim.Behavior{Deliver: true, Read: true, ReadAfter: 300 * time.Millisecond})
 	}
 	optOut := phones(cOptOut, 3) // optOut[0] answers BAJA to its first message
 	r.sim.SetBehavior(r.touch(optOut[0]), wasim.Behavior{ReplyFirst: "BAJA"})
@@ -174,6 +174,7 @@ func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		delivered := 0
 		for _, e := range r.envios(k[cReceipts]) {
 			var path []engine.State
 			for _, en := range journal {
@@ -181,13 +182,27 @@ func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
 					path = append(path, en.To)
 				}
 			}
-			if want := []engine.State{engine.Enviando, engine.Enviado, engine.Entregado, engine.Leido}; !slices.Equal(path, want) {
-				t.Errorf("envío %s went %v, want %v", e.Ref, path, want)
+			// A delivery receipt queued while the envío was enviando can
+			// be overtaken by the read receipt (enviado -> leido is
+			// legal; the late entregado is then refused): accept it, but
+			// not for every envío.
+			full := []engine.State{engine.Enviando, engine.Enviado, engine.Entregado, engine.Leido}
+			short := []engine.State{engine.Enviando, engine.Enviado, engine.Leido}
+			switch {
+			case slices.Equal(path, full):
+				delivered++
+			case slices.Equal(path, short):
+				t.Logf("envío %s went %v: its delivery receipt was overtaken", e.Ref, path)
+			default:
+				t.Errorf("envío %s went %v, want %v", e.Ref, path, full)
 			}
 			le, _ := r.sim.LedgerEntry(sender(cReceipts), e.MsgID)
 			if le.DeliveredAt == nil || le.ReadAt == nil {
 				t.Errorf("ledger %+v: the simulator sent no receipts", le)
 			}
+		}
+		if delivered == 0 {
+			t.Error("no envío went through entregado")
 		}
 		r.checkNoLie(k[cReceipts], senderPhone(cReceipts))
 	})

@@ -423,6 +423,18 @@ func (r *rig) diagnose() string {
 		if cl := camp.Cliente; cl != "" {
 			st := r.mgr.State(cl)
 			fmt.Fprintf(&b, "  session %s: %s ready=%v err=%q\n", cl, st.State, r.mgr.Ready(cl), st.Err)
+			if counts.Open() > 0 && st.JID != "" {
+				user := userOf(st.JID)
+				var evs []wasim.Event
+				for _, ev := range r.sim.Events(0) {
+					if ev.Phone == user || userOf(ev.JID) == user {
+						evs = append(evs, ev)
+					}
+				}
+				for _, ev := range evs[max(0, len(evs)-15):] {
+					fmt.Fprintf(&b, "    sim %s %s %s conn %d %s\n", ev.Time.Format("15:04:05.000"), ev.Kind, ev.JID, ev.Conn, ev.Detail)
+				}
+			}
 		}
 	}
 	return b.String()
