@@ -502,18 +502,19 @@ async function fetchQR() {
 
 function renderSession(s) {
   const b = $('#session-badge');
-  b.textContent = t(`sess.${s.estado}`) || s.estado;
+  const label = t(`sess.${s.estado}`);
+  b.textContent = label.startsWith('sess.') ? s.estado : label;
   b.dataset.state = s.estado;
   const ready = s.estado === 'READY';
   const info = [];
   if (ready && s.jid) info.push(t('session.device', { jid: s.jid }));
   if (ready && s.at) info.push(t('session.since', { at: fmtTime(s.at) }));
   if (s.error) info.push(s.error);
-  if (ready || info.length) $('#session-info').textContent = info.join(' · ');
+  const stuck = ['LOGGED_OUT', 'REPLACED', 'ERROR'].includes(s.estado);
+  if (ready || stuck || info.length) $('#session-info').textContent = info.join(' · ');
   $('#session-logout').hidden = !ready;
   $('#pair-form').hidden = ready;
   if (ready) $('#pair-code').textContent = '';
-  const stuck = ['LOGGED_OUT', 'REPLACED', 'ERROR'].includes(s.estado);
   $('#session-start').hidden = !stuck;
   if (ready || stuck) {
     $('#qr-box').hidden = true;
