@@ -198,7 +198,7 @@ func newBrowser(t *testing.T) *browser {
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	ctx, cancel := context.WithTimeout(bctx, 4*time.Minute)
+	ctx, cancel := context.WithTimeout(bctx, 5*time.Minute)
 	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
 	b := &browser{t: t, bctx: bctx, ctx: ctx, docs: os.Getenv("LEADMASTER_SCREENSHOTS"), artifacts: os.Getenv("LEADMASTER_ARTIFACTS")}
 	if b.artifacts == "" {
@@ -282,7 +282,7 @@ func (b *browser) fail(name, msg string) {
 func (b *browser) step(name string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	began := time.Now()
-	ctx, cancel := context.WithTimeout(b.ctx, 110*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 170*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.fail(name, err.Error())
@@ -754,7 +754,7 @@ func TestBrowserQRRotation(t *testing.T) {
 	b.evalBool(`window.__sameDocument = true`)
 	b.step("wait for whatsmeow's next code: the image changes by itself",
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelector('#qr-img').dataset.qr !== %q && document.querySelector('#qr-img').naturalWidth > 0`, first),
-			chromedp.WithPollingInterval(250*time.Millisecond), chromedp.WithPollingTimeout(100*time.Second)),
+			chromedp.WithPollingInterval(250*time.Millisecond), chromedp.WithPollingTimeout(160*time.Second)),
 	)
 	b.check("no reload, one request per QR", b.evalBool(`window.__sameDocument === true`) && b.qrCount() == 2, "QR requests: %d", b.qrCount())
 	b.step("the simulated phone scans the new code: READY",
