@@ -283,12 +283,24 @@ func (e *Engine) applyReceipt(ctx context.Context, env Envio, kind ReceiptKind, 
 	if kind == ReceiptRead {
 		to = Leido
 	}
-	if !CanTransition(env.State, to) {
-		return // a late or repeated receipt
-	}
-	err := e.apply(ctx, Transition{Envio: env.Ref, From: env.State, To: to, At: at, Reason: "receipt"})
-	if err != nil && !errors.Is(err, ErrConflict) {
-		e.log.Error("receipt", "envio", env.Ref, "err", err)
+	// Two receipts of one envío may race (delivered and read together): on
+	// a conflict the other one moved it; read it again and go on from there.
+	for range 3 {
+		if !CanTransition(env.State, to) {
+			return // a late or repeated receipt
+		}
+		err := e.apply(ctx, Transition{Envio: env.Ref, From: env.State, To: to, At: at, Reason: "receipt"})
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrConflict) {
+			e.log.Error("receipt", "envio", env.Ref, "err", err)
+			return
+		}
+		if env, err = e.store.Envio(ctx, env.Ref); err != nil {
+			e.log.Error("receipt", "envio", env.Ref, "err", err)
+			return
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -310,4 +311,28 @@ func TestEngine_CancelAndLogout(t *testing.T) {
 		t.Fatalf("start a cancelled campaign: %v", err)
 	}
 
+}
+
+// Delivered and read receipts of one envío arriving at once both apply:
+// the envío ends leido, whichever commits first.
+func TestEngine_ConcurrentReceiptsEndLeido(t *testing.T) {
+	h := newHarness(t, 40, engine.Rate{MinDelay: time.Second, MaxDelay: time.Second}, engine.Config{})
+	ctx := context.Background()
+	h.eng.StartCampaign(ctx, "k")
+	h.until("terminada", campaignIs(engine.Terminada))
+	all, _ := h.db.Envios(ctx, "k", 0, 100, "")
+	var wg sync.WaitGroup
+	for _, e := range all {
+		for _, kind := range []engine.ReceiptKind{engine.ReceiptDelivered, engine.ReceiptRead} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h.eng.Receipt(engine.Receipt{Cliente: "c1", MsgIDs: []string{e.MsgID}, Kind: kind, At: t0})
+			}()
+		}
+	}
+	wg.Wait()
+	if c := h.counts(); c[engine.Leido] != 40 {
+		t.Fatalf("counts %v, want all 40 leido", c)
+	}
 }
