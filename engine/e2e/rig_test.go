@@ -108,7 +108,7 @@ func pairFixture() (err error) {
 	fixture.dir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	sim := wasim.New(wasim.Options{})
+	sim := wasim.New(wasim.Options{Logger: testLogger()})
 	if err := sim.Start(ctx); err != nil {
 		return err
 	}
