@@ -30,9 +30,9 @@ func TestHealthAndMe(t *testing.T) {
 	h := newHarness(t, nil)
 	h.must(200, h.do("GET", "/healthz", "", nil))
 	h.must(200, h.do("GET", "/readyz", "", nil))
-	var me map[string]string
+	var me map[string]any
 	h.must(200, h.do("GET", "/api/me", adminTok, nil)).json(t, &me)
-	if me["role"] != "admin" {
+	if me["role"] != "admin" || me["demo"] != false {
 		t.Fatalf("me = %v", me)
 	}
 	key1, _ := h.setup()

@@ -9,9 +9,15 @@ import (
 	"leadmaster/engine"
 )
 
-// handleMe handles "GET /api/me": who the token belongs to.
+// handleMe handles "GET /api/me": who the token belongs to, and whether
+// this is `leadmaster demo` (the page then offers the simulated phone).
 func (s *Server) handleMe(c *fiber.Ctx) error {
-	return c.JSON(who(c))
+	p := who(c)
+	return c.JSON(struct {
+		Role    string `json:"role"`
+		Cliente string `json:"cliente,omitempty"`
+		Demo    bool   `json:"demo"`
+	}{p.Role, p.Cliente, s.opts.DemoScan != nil})
 }
 
 // handleListClientes handles "GET /api/clientes": all of them for the

@@ -49,7 +49,7 @@ func TestIsolation(t *testing.T) {
 		"GET /readyz":           nil,
 		"GET /api/openapi.json": nil,
 		"GET /api/me": func(t *testing.T) {
-			var me map[string]string
+			var me map[string]any
 			h.must(200, h.do("GET", "/api/me", key1, nil)).json(t, &me)
 			if me["cliente"] != "c1" {
 				t.Fatalf("me = %v", me)
