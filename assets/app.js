@@ -300,7 +300,6 @@ async function signIn(tok) {
     return;
   }
   sessionStorage.setItem('lm.token', tok);
-  if (me.demo === undefined) me.demo = await probeDemo();
   S.me = me;
   $('#login').hidden = true;
   $('#login-error').textContent = '';
@@ -316,20 +315,6 @@ async function signIn(tok) {
   if (!pick && me.role === 'admin') { $('#cliente-new').open = true; $('#cl-id').focus(); }
   if (pick) await selectCliente(pick.id);
   if (me.role === 'admin') loadJournal();
-}
-
-// probeDemo tells whether the demo's simulated phone is there: POST
-// /api/demo/scan exists only in `leadmaster demo`. The probe's body is not
-// JSON, so an existing route refuses it (400) and nothing is scanned.
-async function probeDemo() {
-  try {
-    const res = await fetch('/api/demo/scan', {
-      method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: '[',
-    });
-    return res.status !== 404 && res.status !== 405 && res.status !== 401 && res.status !== 403;
-  } catch {
-    return false;
-  }
 }
 
 // ---------- clientes ----------
