@@ -219,35 +219,6 @@ func copyFile(t testing.TB, from, to string) {
 	}
 }
 
-// lazyInbound lets the session manager be built before the engine that
-// receives its events (main's app.go does the same).
-type lazyInbound struct {
-	mu sync.RWMutex
-	e  engine.Inbound
-}
-
-func (l *lazyInbound) set(e engine.Inbound) { l.mu.Lock(); l.e = e; l.mu.Unlock() }
-func (l *lazyInbound) get() engine.Inbound {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.e
-}
-func (l *lazyInbound) SessionChanged(ev engine.SessionEvent) {
-	if e := l.get(); e != nil {
-		e.SessionChanged(ev)
-	}
-}
-func (l *lazyInbound) Receipt(r engine.Receipt) {
-	if e := l.get(); e != nil {
-		e.Receipt(r)
-	}
-}
-func (l *lazyInbound) Reply(r engine.Reply) {
-	if e := l.get(); e != nil {
-		e.Reply(r)
-	}
-}
-
 // rig is the appliance without its admin API: a kv file, the session
 // manager (real whatsmeow clients), the engine, all against one wasim.
 type rig struct {
@@ -318,7 +289,7 @@ func newRig(t testing.TB, cfg rigConfig) *rig {
 		}
 	})
 
-	in := &lazyInbound{}
+	in := &engine.InboundRelay{} // the manager needs the engine, the engine the manager
 	r.mgr, err = wa.NewManager(db, in, wa.Options{
 		Logger: testLogger(), Configure: r.sim.Configure,
 		BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond, HandOverAfter: 1,
@@ -346,7 +317,7 @@ func newRig(t testing.TB, cfg rigConfig) *rig {
 		ec.BreakerThreshold = 1000
 	}
 	r.eng = engine.New(db, r.mgr, ec)
-	in.set(r.eng)
+	in.Set(r.eng)
 	r.evs, r.unsub = r.eng.Events().Subscribe(1 << 18)
 
 	ctx, cancel := context.WithCancel(context.Background())
