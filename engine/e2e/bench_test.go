@@ -21,7 +21,7 @@ var benchRate = engine.Rate{MinDelay: time.Nanosecond, MaxDelay: time.Nanosecond
 // confirmed sends per second: from starting the campaigns to every one
 // terminada, each send being pendiente -> enviando (write-ahead, fsynced)
 // -> gateway ack -> enviado (fsynced).
-func engineRun(tb testing.TB, dir string, opts kv.Options, clientes, total int, indexed bool) float64 {
+func engineRun(tb testing.TB, dir string, opts kv.Options, clientes, total int) float64 {
 	tb.Helper()
 	ctx := context.Background()
 	db, err := kv.Open(dir, opts)
@@ -55,15 +55,7 @@ func engineRun(tb testing.TB, dir string, opts kv.Options, clientes, total int, 
 		}
 		gw.SetReady(c, true)
 	}
-	var st engine.Store = db
-	if indexed {
-		st = &indexedStore{DB: db, byCliente: map[string][]string{}}
-		for i, id := range ids {
-			c := fmt.Sprintf("b%03d", i)
-			st.(*indexedStore).byCliente[c] = []string{id}
-		}
-	}
-	eng := engine.New(st, gw, engine.Config{Logger: slog.New(slog.DiscardHandler), BreakerThreshold: 1 << 20})
+	eng := engine.New(db, gw, engine.Config{Logger: slog.New(slog.DiscardHandler), BreakerThreshold: 1 << 20})
 	evs, unsub := eng.Events().Subscribe(1 << 16)
 	defer unsub()
 	done := make(chan int)
@@ -107,54 +99,22 @@ func engineRun(tb testing.TB, dir string, opts kv.Options, clientes, total int, 
 	return float64(sent) / elapsed.Seconds()
 }
 
-// indexedStore answers Campaigns(cliente) from a per-cliente list of ids
-// instead of kv's scan of every campaign (a JSON decode each, on every
-// step of every worker): what kv would do with a cliente -> campaigns
-// index. Only the benchmarks use it, to show the engine's own ceiling.
-type indexedStore struct {
-	*kv.DB
-	byCliente map[string][]string // read-only after setup
-}
-
-func (s *indexedStore) Campaigns(ctx context.Context, cliente string) ([]engine.Campaign, error) {
-	out := make([]engine.Campaign, 0, len(s.byCliente[cliente]))
-	for _, id := range s.byCliente[cliente] {
-		c, err := s.DB.Campaign(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
 // BenchmarkEngine_GroupCommitVsSerial is the engine-bound figure of
 // BENCHMARKS.md: confirmed sends/s with the in-memory gateway (no delays,
-// caps out of reach, 64 clientes sending at once) on a kv file with group
+// caps out of reach, clientes sending at once) on a kv file with group
 // commit, then on one with a transaction (and its fsync) per transition,
 // in one run; the ratio is the gain of group commit. The files are in the
 // test's TempDir, on the real disk. One op is both runs.
-//
-// store=kv is the product as it is. store=indexed answers the worker's
-// Campaigns(cliente), asked on every step, from a per-cliente index
-// instead of kv's scan and decode of every campaign of every cliente,
-// which makes a send cost O(clientes): it shows the engine's ceiling once
-// kv has that index.
 func BenchmarkEngine_GroupCommitVsSerial(b *testing.B) {
-	const clientes = 64
-	group, serial := 20000, 1000
+	group, serial := 20000, 2000
 	if testing.Short() {
-		group, serial = 4096, 256
+		group, serial = 4096, 512
 	}
-	for _, indexed := range []bool{false, true} {
-		name := "store=kv"
-		if indexed {
-			name = "store=indexed"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, clientes := range []int{64, 256} {
+		b.Run(fmt.Sprintf("clientes=%d", clientes), func(b *testing.B) {
 			for b.Loop() {
-				g := engineRun(b, b.TempDir(), kv.Options{}, clientes, group, indexed)
-				s := engineRun(b, b.TempDir(), kv.Options{Serial: true}, clientes, serial, indexed)
+				g := engineRun(b, b.TempDir(), kv.Options{}, clientes, group)
+				s := engineRun(b, b.TempDir(), kv.Options{Serial: true}, clientes, serial)
 				b.ReportMetric(g, "group-sends/s")
 				b.ReportMetric(s, "serial-sends/s")
 				b.ReportMetric(g/s, "ratio")
