@@ -16,3 +16,13 @@ func (m *Manager) Client(cliente string) *whatsmeow.Client {
 	}
 	return s.c.cli
 }
+
+// Deliver hands evt to the cliente's event handler as if whatsmeow had
+// dispatched it now (a late event, out of order).
+func (m *Manager) Deliver(cliente string, evt any) {
+	s := m.lookup(cliente)
+	s.mu.Lock()
+	c := s.c
+	s.mu.Unlock()
+	s.handle(c, evt)
+}

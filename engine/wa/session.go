@@ -375,6 +375,14 @@ func (s *session) handle(c *conn, evt any) {
 		s.setLocked(engine.SessionReady, "", "", engine.EventConnected, "", nil)
 	case *events.Disconnected:
 		s.lostLocked("connection lost; whatsmeow reconnects", "socket closed")
+		if c.cli.IsConnected() {
+			// whatsmeow dispatches events from separate goroutines: after a
+			// fast reconnect the old socket's Disconnected can arrive after
+			// the new socket's Connected, and no other Connected will come.
+			// Ask the server whether this socket's login stands.
+			jid := c.jid
+			s.m.goTracked(func() { s.confirmLogin(c, jid) })
+		}
 	case *events.StreamError:
 		s.lostLocked("stream error "+e.Code, "stream error "+e.Code)
 	case *events.KeepAliveTimeout:
@@ -406,6 +414,29 @@ func (s *session) handle(c *conn, evt any) {
 		s.teardownLocked(c)
 		s.setLocked(engine.SessionError, "", "WhatsApp says this client version is outdated (405): update leadmaster", engine.EventDisconnected, "client outdated", nil)
 	}
+}
+
+// confirmLogin reopens the gate after a Disconnected that may have been
+// delivered late, if a request on the current socket is answered: the
+// server answers requests only after it accepted the login, so a socket
+// whose handshake completed but whose login hangs (notes §4d) stays closed.
+func (s *session) confirmLogin(c *conn, jid types.JID) {
+	if jid.IsEmpty() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
+	defer cancel()
+	if _, err := c.cli.IsOnWhatsApp(ctx, []string{"+" + jid.User}); err != nil {
+		return // a real loss: whatsmeow's reconnect (or ours) brings READY
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c != c || s.cur.State != engine.SessionDisconnected || !c.cli.IsConnected() {
+		return
+	}
+	s.openGateLocked()
+	c.retries = 0
+	s.setLocked(engine.SessionReady, "", "", engine.EventConnected, "login confirmed after a late disconnect event", nil)
 }
 
 // lostLocked closes the live gate: the connection or the login is gone and
