@@ -262,14 +262,17 @@ func (e *Engine) Receipt(r Receipt) {
 			}
 			continue
 		}
-		if env.State == Enviando {
+		// Not sent yet as far as we know: in flight, or back to pendiente
+		// with its id (a timeout, a crash) while the server had it. The
+		// receipt waits for the enviado commit of that id.
+		if env.State == Enviando || env.State == Pendiente {
 			e.mu.Lock()
 			e.receipts[id] = append(e.receipts[id], Receipt{Cliente: r.Cliente, MsgIDs: []string{id}, Kind: r.Kind, At: r.At})
 			e.mu.Unlock()
 			// The worker may have committed enviado and flushed the
 			// queue between the read above and the append: look again,
 			// or the receipt would wait for ever.
-			if cur, err := e.store.EnvioByMsgID(ctx, id); err == nil && cur.State != Enviando {
+			if cur, err := e.store.EnvioByMsgID(ctx, id); err == nil && cur.State.Sent() {
 				e.flushReceipts(ctx, cur)
 			}
 			continue

@@ -336,3 +336,32 @@ func TestEngine_ConcurrentReceiptsEndLeido(t *testing.T) {
 		t.Fatalf("counts %v, want all 40 leido", c)
 	}
 }
+
+// A receipt for an envío that went back to pendiente with its id (a
+// timeout, a crash) while the server had the message waits for the resend's
+// enviado instead of being dropped.
+func TestEngine_ReceiptWhilePendienteWithItsIDWaitsForTheResend(t *testing.T) {
+	h := newHarness(t, 1, engine.Rate{MinDelay: time.Second, MaxDelay: time.Second},
+		engine.Config{BackoffBase: time.Minute, BackoffMax: time.Minute, SendTimeout: 50 * time.Millisecond})
+	ctx := context.Background()
+	var tries atomic.Int32
+	h.gw.Fail = func(ctx context.Context, _ string, m engine.Outgoing) error {
+		if tries.Add(1) == 1 { // the first ack never comes
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	}
+	h.eng.StartCampaign(ctx, "k")
+	h.until("the timeout", func(ev engine.Event) bool { return ev.To == engine.Pendiente && ev.Reason == engine.ReasonTimeout })
+	e, _ := h.db.Envio(ctx, engine.Ref{Campaign: "k", Seq: 1})
+	h.eng.Receipt(engine.Receipt{Cliente: "c1", MsgIDs: []string{e.MsgID}, Kind: engine.ReceiptRead, At: t0})
+	if e, _ := h.db.Envio(ctx, e.Ref); e.State != engine.Pendiente {
+		t.Fatalf("a receipt moved a pendiente envío: %s", e.State)
+	}
+	h.until("terminada", campaignIs(engine.Terminada))
+	if e, _ := h.db.Envio(ctx, e.Ref); e.State != engine.Leido {
+		t.Fatalf("after the resend: %s, want leido (the held receipt applied)", e.State)
+	}
+	h.checkNoLie()
+}
