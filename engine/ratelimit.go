@@ -39,7 +39,7 @@ func (r Rate) WithDefaults() Rate {
 
 // Validate checks a rate for obvious mistakes (negative values).
 func (r Rate) Validate() error {
-	if r.MinDelay < 0 || r.MaxDelay < 0 || r.HourlyCap < 0 || r.DailyCap < 0 || r.MaxAttempts < 0 {
+	if r.MinDelay < 0 || r.MaxDelay < 0 || r.HourlyCap < 0 || r.DailyCap < 0 || r.MaxAttempts < 0 || r.WarmupDays < 0 {
 		return fmt.Errorf("ritmo: valores negativos: %w", ErrInvalid)
 	}
 	return nil
@@ -107,6 +107,7 @@ func (s Schedule) NextOpen(t time.Time) time.Time {
 
 // sendLog remembers a cliente's recent sends for its caps and quotas.
 type sendLog struct {
+	start      time.Time              // when the number started here (the warm-up ramp)
 	all        []time.Time            // the cliente's sends, oldest first
 	byCampaign map[string][]time.Time // per campaign, for the cupo
 }
@@ -123,6 +124,18 @@ func (l *sendLog) add(campaign string, t time.Time) {
 	for c, ts := range l.byCampaign {
 		l.byCampaign[c] = dropBefore(ts, cut)
 	}
+}
+
+// dailyCap is the rate's daily cap at t, ramped for a new number.
+func (l *sendLog) dailyCap(r Rate, t time.Time) int {
+	if r.WarmupDays <= 1 || l.start.IsZero() {
+		return r.DailyCap
+	}
+	day := int(t.Sub(l.start)/(24*time.Hour)) + 1
+	if day >= r.WarmupDays {
+		return r.DailyCap
+	}
+	return max(r.DailyCap*day/r.WarmupDays, 1)
 }
 
 func dropBefore(ts []time.Time, cut time.Time) []time.Time {
@@ -162,8 +175,8 @@ func (l *sendLog) nextAllowed(c Campaign, now time.Time) time.Time {
 			t = l.all[len(l.all)-r.HourlyCap].Add(time.Hour)
 			continue
 		}
-		if n := countSince(l.all, t.Add(-24*time.Hour)); n >= r.DailyCap {
-			t = l.all[len(l.all)-r.DailyCap].Add(24 * time.Hour)
+		if daily := l.dailyCap(r, t); countSince(l.all, t.Add(-24*time.Hour)) >= daily {
+			t = l.all[len(l.all)-daily].Add(24 * time.Hour)
 			continue
 		}
 		if t.Equal(before) {

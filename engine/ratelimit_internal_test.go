@@ -33,6 +33,21 @@ func TestNextAllowed(t *testing.T) {
 		{"hourly cap not reached", sends(mon10.Add(-30*time.Minute), 2, time.Minute), Campaign{ID: "k", Rate: Rate{HourlyCap: 3, DailyCap: 100}}, mon10, mon10},
 		{"daily cap reached", sends(mon10.Add(-20*time.Hour), 5, 2*time.Hour), Campaign{ID: "k", Rate: Rate{HourlyCap: 100, DailyCap: 5}}, mon10, mon10.Add(4 * time.Hour)},
 		{"cupo of the local day used", sends(time.Date(2026, 11, 23, 9, 0, 0, 0, ba), 4, time.Minute), Campaign{ID: "k", Rate: Rate{HourlyCap: 100, DailyCap: 100}, Schedule: Schedule{DailyQuota: 4, StartHour: 9, EndHour: 18, TimeZone: "America/Argentina/Buenos_Aires"}}, mon10, time.Date(2026, 11, 24, 9, 0, 0, 0, ba)},
+		{"warm-up: day 1 of 4 allows a quarter of the daily cap", func() *sendLog {
+			l := sends(mon10.Add(-10*time.Hour), 25, time.Minute)
+			l.start = mon10.Add(-12 * time.Hour)
+			return l
+		}(), Campaign{ID: "k", Rate: Rate{HourlyCap: 1000, DailyCap: 100, WarmupDays: 4}}, mon10, mon10.Add(14 * time.Hour)},
+		{"warm-up: day 2 of 4 allows half", func() *sendLog {
+			l := sends(mon10.Add(-10*time.Hour), 25, time.Minute)
+			l.start = mon10.Add(-36 * time.Hour)
+			return l
+		}(), Campaign{ID: "k", Rate: Rate{HourlyCap: 1000, DailyCap: 100, WarmupDays: 4}}, mon10, mon10},
+		{"warm-up over: the full cap", func() *sendLog {
+			l := sends(mon10.Add(-10*time.Hour), 99, time.Second)
+			l.start = mon10.AddDate(0, 0, -30)
+			return l
+		}(), Campaign{ID: "k", Rate: Rate{HourlyCap: 1000, DailyCap: 100, WarmupDays: 4}}, mon10, mon10},
 		{"cupo counts only today", sends(time.Date(2026, 11, 22, 17, 0, 0, 0, ba), 4, time.Minute), Campaign{ID: "k", Rate: Rate{HourlyCap: 100, DailyCap: 100}, Schedule: Schedule{DailyQuota: 4, TimeZone: "America/Argentina/Buenos_Aires"}}, mon10, mon10},
 	}
 	for _, tc := range cases {

@@ -79,6 +79,10 @@ type Rate struct {
 	HourlyCap   int           `json:"por_hora,omitempty"`
 	DailyCap    int           `json:"por_dia,omitempty"`
 	MaxAttempts int           `json:"max_intentos,omitempty"`
+	// WarmupDays ramps a new number up: on its first day the daily cap is
+	// DailyCap/WarmupDays, growing by that much each day until DailyCap.
+	// Days count from the cliente's creation. 0: no ramp.
+	WarmupDays int `json:"calentamiento_dias,omitempty"`
 }
 
 // Ref names one envío: its campaign and its sequence number in import order.

@@ -52,6 +52,9 @@ func (w *worker) wait(ctx context.Context, t time.Time) {
 func (w *worker) run(ctx context.Context) {
 	e := w.e
 	w.scriptErrors = map[string]int{}
+	if cl, err := e.store.Cliente(ctx, w.cliente); err == nil {
+		w.log.start = cl.CreatedAt
+	}
 	if sent, err := e.store.SentSince(ctx, w.cliente, e.cfg.Clock.Now().Add(-25*time.Hour)); err == nil {
 		for c, ts := range sent {
 			for i := len(ts) - 1; i >= 0; i-- { // journal order was newest first
