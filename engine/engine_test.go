@@ -365,3 +365,26 @@ func TestEngine_ReceiptWhilePendienteWithItsIDWaitsForTheResend(t *testing.T) {
 	}
 	h.checkNoLie()
 }
+
+// A message whose send brings the session down every time ends fallido
+// after twice MaxAttempts, instead of looping for as long as the session
+// comes back.
+func TestEngine_SessionLostEveryTimeIsBounded(t *testing.T) {
+	h := newHarness(t, 2, engine.Rate{MinDelay: time.Second, MaxDelay: time.Second, MaxAttempts: 3}, engine.Config{BreakerThreshold: 100})
+	h.gw.Fail = func(_ context.Context, _ string, m engine.Outgoing) error {
+		if m.To == "+5491100000001" {
+			return engine.ErrSessionDown // the session "drops" on this message, and is back at once
+		}
+		return nil
+	}
+	h.eng.StartCampaign(context.Background(), "k")
+	h.until("terminada", campaignIs(engine.Terminada))
+	e, _ := h.db.Envio(context.Background(), engine.Ref{Campaign: "k", Seq: 1})
+	if e.State != engine.Fallido || e.Reason != "max_attempts:session_down" || e.Attempts != 6 {
+		t.Fatalf("envío 1: %s %q after %d attempts, want fallido max_attempts:session_down after 6", e.State, e.Reason, e.Attempts)
+	}
+	if e, _ := h.db.Envio(context.Background(), engine.Ref{Campaign: "k", Seq: 2}); e.State != engine.Enviado {
+		t.Fatalf("envío 2: %s", e.State)
+	}
+	h.checkNoLie()
+}

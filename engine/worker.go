@@ -250,13 +250,20 @@ func (w *worker) send(ctx context.Context, c Campaign, env Envio) error {
 	}
 	outcome, reason := Classify(err)
 	e.log.Warn("send failed", "envio", env.Ref, "msg_id", env.MsgID, "attempt", env.Attempts, "reason", reason, "err", err)
+	maxAttempts := c.Rate.WithDefaults().MaxAttempts
 	switch {
-	case outcome == SessionLost:
+	case outcome == SessionLost && env.Attempts < 2*maxAttempts:
+		// Not the envío's fault: back at once, the cliente waits for READY.
+		// Bounded all the same: a message that brings the session down
+		// every time it is sent must not loop for ever.
 		return back(reason, e.cfg.Clock.Now())
+	case outcome == SessionLost:
+		w.failed()
+		return e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Fallido, Reason: ReasonMaxAttempts + ":" + reason})
 	case outcome == Permanent:
 		w.failed()
 		return e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Fallido, Reason: reason})
-	case env.Attempts >= c.Rate.WithDefaults().MaxAttempts:
+	case env.Attempts >= maxAttempts:
 		w.failed()
 		return e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Fallido, Reason: ReasonMaxAttempts + ":" + reason})
 	}
