@@ -175,7 +175,7 @@ func demoDriver(ctx context.Context, env *cmdEnv, app *appliance, scan func(cont
 			case ev.Campaign == demoCampaign:
 				lastDone = printProgress(ctx, env.stdout, app, lastDone)
 				if ev.Type == "campaign" && ev.Status == string(engine.Terminada) {
-					fmt.Fprintln(env.stdout, "\nThe campaign is done. `leadmaster journal verify` proves it; Ctrl-C to stop.")
+					fmt.Fprintf(env.stdout, "\nThe campaign is done. After Ctrl-C, `leadmaster journal verify --data %s` proves what was sent.\n", env.common.data)
 				}
 			}
 		}
