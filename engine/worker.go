@@ -124,7 +124,8 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 			return time.Time{}, err
 		}
 		if sent {
-			w.nextSend = e.cfg.Clock.Now().Add(e.randDuration(c.Rate.WithDefaults().MinDelay, c.Rate.WithDefaults().MaxDelay))
+			r := c.Rate.WithDefaults()
+			w.nextSend = e.cfg.Clock.Now().Add(e.randDuration(r.MinDelay, r.MaxDelay))
 			return w.nextSend, nil
 		}
 		return now, nil // nothing went out (skipped, omitted): look again at once
