@@ -24,13 +24,13 @@ const waitTimeout = 20 * time.Second
 // checkLeaks fails t if goroutines outlive the test. Register it first so it
 // runs after every other cleanup (goleak retries for a while: whatsmeow ends
 // some goroutines asynchronously after Disconnect).
-func checkLeaks(t *testing.T) {
+func checkLeaks(t *testing.T, opts ...goleak.Option) {
 	t.Helper()
 	t.Cleanup(func() {
 		if t.Failed() {
 			return
 		}
-		goleak.VerifyNone(t)
+		goleak.VerifyNone(t, opts...)
 	})
 }
 

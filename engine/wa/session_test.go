@@ -3,6 +3,7 @@ package wa_test
 import (
 	"context"
 	"errors"
+	"go.uber.org/goleak"
 	"strings"
 	"testing"
 	"time"
@@ -517,7 +518,11 @@ func TestOperatorLogout(t *testing.T) {
 // Stream replaced: its own state with a clear message, journaled; Start
 // takes the session back.
 func TestStreamReplaced(t *testing.T) {
-	checkLeaks(t)
+	// The replaced client's frame reader may read the server's last frame
+	// after Disconnect stopped its consumer, and then blocks for good: a
+	// whatsmeow leak (doc.go, Caveats), one goroutine per replacement. Only
+	// that goroutine is tolerated here; any other leak still fails.
+	checkLeaks(t, goleak.IgnoreTopFunction("go.mau.fi/whatsmeow/socket.(*FrameSocket).frameComplete"))
 	sim := startSim(t)
 	e := newEnv(t, sim, t.TempDir())
 	mustCliente(t, e.db, "c1")
