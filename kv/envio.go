@@ -24,6 +24,15 @@ func getCampaign(tx *bolt.Tx, id string) (engine.Campaign, error) {
 	return c, nil
 }
 
+// putEnvio stores an envío in its campaign's bucket.
+func putEnvio(b *bolt.Bucket, e *engine.Envio) error {
+	data, err := appendEnvio(nil, e)
+	if err != nil {
+		return fmt.Errorf("envío %s: %w", e.Ref, err)
+	}
+	return b.Put(u64(e.Ref.Seq), data)
+}
+
 func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -50,8 +59,8 @@ func getEnvio(tx *bolt.Tx, r engine.Ref) (engine.Envio, error) {
 	if v == nil {
 		return e, fmt.Errorf("envío %s: %w", r, engine.ErrNotFound)
 	}
-	if err := json.Unmarshal(v, &e); err != nil {
-		return e, fmt.Errorf("envío %s: decode: %w", r, err)
+	if err := decodeEnvio(v, &e); err != nil {
+		return e, fmt.Errorf("envío %s: %w", r, err)
 	}
 	e.Ref = r
 	return e, nil
@@ -106,8 +115,8 @@ func (db *DB) Envios(ctx context.Context, campaign string, after uint64, limit i
 				break
 			}
 			var e engine.Envio
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("envío %s/%d: decode: %w", campaign, seq, err)
+			if err := decodeEnvio(v, &e); err != nil {
+				return fmt.Errorf("envío %s/%d: %w", campaign, seq, err)
 			}
 			if state != "" && e.State != state {
 				continue

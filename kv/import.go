@@ -1,11 +1,12 @@
 package kv
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -39,8 +40,19 @@ type (
 // MaxSkippedReported bounds ImportReport.Skipped.
 const MaxSkippedReported = engine.MaxReported
 
-// importChunk is how many rows are staged per write transaction.
-const importChunk = 4096
+// Import batch sizes (variables so that tests can make them small).
+var (
+	// importChunk is how many rows are staged per write transaction.
+	importChunk = 16384
+	// indexRun is how many phone index entries an import holds in memory
+	// (16 bytes each, plus 8 in its dedup set) before it sorts them and
+	// writes them in key order: inserted in arrival order, a million random
+	// phones dirty nearly every page of the index in every transaction.
+	indexRun = 1 << 20
+	// indexChunk is how many sorted phone index entries are written per
+	// write transaction.
+	indexChunk = 65536
+)
 
 // ErrImportRunning is returned when the campaign already has an import.
 var ErrImportRunning = errors.New("an import into this campaign is already running")
@@ -56,9 +68,21 @@ type Import struct {
 	first    uint64 // first staged seq
 	next     uint64 // next seq to assign
 	buf      []NewEnvio
-	digest   hash.Hash
-	report   ImportReport
-	done     bool
+	// run holds the phones staged since the index was last written, and
+	// pending their index entries; older phones of the campaign are found
+	// in the phone index itself (indexed).
+	run     map[phoneNum]struct{}
+	pending []phoneEntry
+	indexed bool
+	digest  hash.Hash
+	report  ImportReport
+	done    bool
+}
+
+// phoneEntry is one phone index entry waiting to be written.
+type phoneEntry struct {
+	phone phoneNum
+	seq   uint64
 }
 
 // BeginImport starts an import into a campaign that is not finished.
@@ -66,7 +90,7 @@ func (db *DB) BeginImport(ctx context.Context, campaign string) (*Import, error)
 	if _, loaded := db.imports.LoadOrStore(campaign, struct{}{}); loaded {
 		return nil, fmt.Errorf("campaña %q: %w", campaign, ErrImportRunning)
 	}
-	imp := &Import{db: db, campaign: campaign, digest: sha256.New()}
+	imp := &Import{db: db, campaign: campaign, digest: sha256.New(), run: map[phoneNum]struct{}{}}
 	err := db.write(ctx, func(w *wtx) error {
 		c, err := getCampaign(w.tx, campaign)
 		if err != nil {
@@ -76,6 +100,7 @@ func (db *DB) BeginImport(ctx context.Context, campaign string) (*Import, error)
 			return fmt.Errorf("campaña %q is %s: %w", campaign, c.Status, engine.ErrConflict)
 		}
 		imp.cliente, imp.first, imp.next = c.Cliente, c.Visible+1, c.Visible+1
+		imp.indexed = c.Visible > 0
 		return abort(w.tx.Bucket(bucketImports).Put([]byte(campaign), u64(imp.first)))
 	})
 	if err != nil {
@@ -86,9 +111,13 @@ func (db *DB) BeginImport(ctx context.Context, campaign string) (*Import, error)
 }
 
 // Add queues one row; every importChunk rows are staged in one transaction.
+// The phone must be E.164.
 func (imp *Import) Add(ctx context.Context, row NewEnvio) error {
 	if imp.done {
 		return errors.New("import already finished")
+	}
+	if _, ok := parsePhoneNum(row.Telefono); !ok {
+		return fmt.Errorf("line %d: telefono %q is not E.164: %w", row.Line, row.Telefono, engine.ErrInvalid)
 	}
 	imp.buf = append(imp.buf, row)
 	if len(imp.buf) >= importChunk {
@@ -101,18 +130,21 @@ func (imp *Import) Add(ctx context.Context, row NewEnvio) error {
 func (imp *Import) Report() ImportReport { return imp.report }
 
 // flush stages the buffered rows. Skipped duplicates and suppressed phones
-// are counted; the in-memory report changes only after the commit.
+// are counted; the in-memory state changes only after the commit.
 func (imp *Import) flush(ctx context.Context) error {
 	if len(imp.buf) == 0 {
 		return nil
 	}
 	type result struct {
 		accepted []engine.Envio
+		entries  []phoneEntry
 		skipped  []Skipped
 	}
 	var res result
+	chunk := make(map[phoneNum]struct{}, len(imp.buf))
 	err := imp.db.write(ctx, func(w *wtx) error {
 		res = result{}
+		clear(chunk)
 		envios, err := sub(w.tx, bucketEnvios, imp.campaign, true)
 		if err != nil {
 			return abort(err)
@@ -126,29 +158,37 @@ func (imp *Import) flush(ctx context.Context) error {
 		if err != nil {
 			return abort(err)
 		}
+		// One allocation for the chunk's values: bbolt keeps them until
+		// the commit.
+		arena := make([]byte, 0, 128*len(imp.buf))
 		seq := imp.next
 		for _, row := range imp.buf {
 			if suppress != nil && suppress.Get([]byte(row.Telefono)) != nil {
 				res.skipped = append(res.skipped, Skipped{Line: row.Line, Telefono: row.Telefono, Reason: SkipSuppressed})
 				continue
 			}
-			prefix := phonePrefix(row.Telefono, imp.campaign)
-			if k, _ := phones.Cursor().Seek(prefix); k != nil && string(k[:len(prefix)]) == string(prefix) {
+			num, _ := parsePhoneNum(row.Telefono)
+			_, inRun := imp.run[num]
+			_, inChunk := chunk[num]
+			if inRun || inChunk || imp.indexed && hasPrefix(phones, phonePrefix(row.Telefono, imp.campaign)) {
 				res.skipped = append(res.skipped, Skipped{Line: row.Line, Telefono: row.Telefono, Reason: SkipDuplicate})
 				continue
 			}
+			chunk[num] = struct{}{}
 			e := engine.Envio{
 				Ref: engine.Ref{Campaign: imp.campaign, Seq: seq}, Cliente: imp.cliente,
 				Telefono: row.Telefono, Nombre: row.Nombre, Variables: row.Variables,
 				State: engine.Pendiente, CreatedAt: w.now, UpdatedAt: w.now,
 			}
-			if err := putJSON(envios, u64(seq), e); err != nil {
+			start := len(arena)
+			if arena, err = appendEnvio(arena, &e); err != nil {
 				return abort(err)
 			}
-			if err := phones.Put(phoneKey(row.Telefono, imp.campaign, seq), nil); err != nil {
+			if err := envios.Put(u64(seq), arena[start:len(arena):len(arena)]); err != nil {
 				return abort(err)
 			}
 			res.accepted = append(res.accepted, e)
+			res.entries = append(res.entries, phoneEntry{num, seq})
 			seq++
 		}
 		return nil
@@ -159,6 +199,10 @@ func (imp *Import) flush(ctx context.Context) error {
 	for _, e := range res.accepted {
 		writeRowDigest(imp.digest, e)
 	}
+	for num := range chunk {
+		imp.run[num] = struct{}{}
+	}
+	imp.pending = append(imp.pending, res.entries...)
 	imp.next += uint64(len(res.accepted))
 	imp.report.Accepted += len(res.accepted)
 	for _, s := range res.skipped {
@@ -172,7 +216,54 @@ func (imp *Import) flush(ctx context.Context) error {
 		}
 	}
 	imp.buf = imp.buf[:0]
+	if len(imp.pending) >= indexRun {
+		return imp.writeIndex(ctx)
+	}
 	return nil
+}
+
+// writeIndex writes the pending phone index entries in key order, a chunk
+// per transaction, so each page of the index is rewritten about once per
+// run instead of once per chunk of rows. The entries of rows not yet
+// visible are harmless: readers go through the campaign's visible mark, and
+// Abort and the next Open delete them with the staged rows.
+func (imp *Import) writeIndex(ctx context.Context) error {
+	slices.SortFunc(imp.pending, func(a, b phoneEntry) int {
+		return cmp.Or(cmp.Compare(a.phone, b.phone), cmp.Compare(a.seq, b.seq))
+	})
+	for len(imp.pending) > 0 {
+		n := min(indexChunk, len(imp.pending))
+		batch := imp.pending[:n]
+		err := imp.db.write(ctx, func(w *wtx) error {
+			phones, err := sub(w.tx, bucketPhones, imp.cliente, true)
+			if err != nil {
+				return abort(err)
+			}
+			phones.FillPercent = 0.9 // mostly ascending inserts
+			var buf []byte
+			for _, p := range batch {
+				buf = p.phone.appendTo(buf[:0])
+				if err := phones.Put(phoneKey(string(buf), imp.campaign, p.seq), nil); err != nil {
+					return abort(err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("write phone index: %w", err)
+		}
+		imp.pending = imp.pending[n:]
+	}
+	imp.pending = nil
+	clear(imp.run)
+	imp.indexed = true
+	return nil
+}
+
+// hasPrefix reports whether b has a key starting with prefix.
+func hasPrefix(b *bolt.Bucket, prefix []byte) bool {
+	k, _ := b.Cursor().Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix)
 }
 
 // Commit stages what is left and makes the whole import visible in one
@@ -182,6 +273,10 @@ func (imp *Import) Commit(ctx context.Context) (ImportReport, error) {
 		return imp.report, errors.New("import already finished")
 	}
 	if err := imp.flush(ctx); err != nil {
+		imp.Abort()
+		return imp.report, err
+	}
+	if err := imp.writeIndex(ctx); err != nil {
 		imp.Abort()
 		return imp.report, err
 	}
@@ -282,12 +377,12 @@ func (db *DB) dropStaged(campaign string) error {
 					more = true
 					return nil
 				}
-				var e engine.Envio
-				if err := json.Unmarshal(v, &e); err != nil {
+				phone, err := decodeEnvioPhone(v)
+				if err != nil {
 					return abort(fmt.Errorf("staged envío: %w", err))
 				}
 				seq := binary.BigEndian.Uint64(k)
-				if err := phones.Delete(phoneKey(e.Telefono, campaign, seq)); err != nil {
+				if err := phones.Delete(phoneKey(phone, campaign, seq)); err != nil {
 					return abort(err)
 				}
 				if err := envios.Delete(k); err != nil {

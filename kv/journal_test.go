@@ -179,11 +179,12 @@ func TestVerify_DetectsRewrittenState(t *testing.T) {
 	db.Close()
 	path := filepath.Join(dir, kv.FileName)
 	raw, _ := os.ReadFile(path)
-	old := []byte(`"telefono":"+5491100000003"`)
+	// The stored envío holds the phone behind its length (14 bytes).
+	old := []byte("\x0e+5491100000003")
 	if bytes.Count(raw, old) != 1 {
 		t.Fatalf("phone not found once")
 	}
-	os.WriteFile(path, bytes.Replace(raw, old, []byte(`"telefono":"+5491100000009"`), 1), 0o600)
+	os.WriteFile(path, bytes.Replace(raw, old, []byte("\x0e+5491100000009"), 1), 0o600)
 	db, err = kv.Open(dir, kv.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package kv
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -77,11 +76,8 @@ func (db *DB) NextDue(ctx context.Context, campaign string, now time.Time) (engi
 			if seq > c.Visible {
 				break
 			}
-			var e struct {
-				State       engine.State `json:"estado"`
-				NextAttempt time.Time    `json:"proximo"`
-			}
-			if err := json.Unmarshal(v, &e); err != nil {
+			var e engine.Envio
+			if err := decodeEnvioHeader(v, &e); err != nil {
 				return fmt.Errorf("envío %s/%d: %w", campaign, seq, err)
 			}
 			if e.State == engine.Pendiente && e.NextAttempt.IsZero() {

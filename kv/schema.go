@@ -1,20 +1,24 @@
 package kv
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
 
 	bolt "go.etcd.io/bbolt"
+
+	"leadmaster/engine"
 )
 
 // schemaVersion is the layout this code writes. migrations[v] upgrades a
 // file from version v to v+1.
-const schemaVersion = 2
+const schemaVersion = 3
 
 var migrations = map[uint64]func(tx *bolt.Tx) error{
 	1: indexCampaignsByCliente,
+	2: encodeEnviosBinary,
 }
 
 // Root buckets. Every key encoding is described next to its bucket.
@@ -22,7 +26,7 @@ var (
 	bucketMeta      = []byte("app.meta")      // "schema" -> u64; "secret" -> 32 bytes
 	bucketClientes  = []byte("app.clientes")  // id -> JSON engine.Cliente
 	bucketCampaigns = []byte("app.campaigns") // id -> JSON engine.Campaign
-	bucketEnvios    = []byte("app.envios")    // campaign/ seq -> JSON engine.Envio (import order)
+	bucketEnvios    = []byte("app.envios")    // campaign/ seq -> engine.Envio, binary (enviocodec.go; JSON before schema 3), import order
 	bucketDue       = []byte("app.due")       // campaign/ unixnano|seq -> nil: retries waiting
 	bucketCursors   = []byte("app.cursors")   // campaign -> u64 lowest possibly-fresh seq
 	bucketInflight  = []byte("app.inflight")  // campaign 0 seq -> nil: envíos in enviando
@@ -123,5 +127,35 @@ func indexCampaignsByCliente(tx *bolt.Tx) error {
 			return err
 		}
 		return b.Put(k, nil)
+	})
+}
+
+// encodeEnviosBinary (schema 2 -> 3) rewrites every JSON envío in the
+// binary form of enviocodec.go. Values already binary are left as they are.
+func encodeEnviosBinary(tx *bolt.Tx) error {
+	root := tx.Bucket(bucketEnvios)
+	return root.ForEachBucket(func(name []byte) error {
+		b := root.Bucket(name)
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(v) == 0 || v[0] != '{' {
+				continue
+			}
+			var e engine.Envio
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("envío %s/%x: %w", name, k, err)
+			}
+			data, err := appendEnvio(nil, &e)
+			if err != nil {
+				return fmt.Errorf("envío %s/%x: %w", name, k, err)
+			}
+			key := bytes.Clone(k)
+			if err := b.Put(key, data); err != nil {
+				return err
+			}
+			c.Seek(key) // bbolt: reposition a cursor after a write
+
+		}
+		return nil
 	})
 }

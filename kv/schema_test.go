@@ -1,11 +1,16 @@
 package kv_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/json"
+	"reflect"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 
+	"leadmaster/engine"
 	"leadmaster/kv"
 	"leadmaster/kv/kvtest"
 )
@@ -67,4 +72,75 @@ func TestOpen_RefusesNewerSchema(t *testing.T) {
 	if _, err := kv.Open(dir, kv.Options{}); err == nil {
 		t.Fatal("a newer schema was opened")
 	}
+}
+
+// A schema-2 file stores envíos as JSON: they are rewritten in the binary
+// form at open, and read back the same; the journal still verifies.
+func TestOpen_MigratesSchema2JSONEnvios(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvtest.MustCampaign(t, db, "a", 50)
+	if err := db.Apply(ctx, engine.Transition{Envio: engine.Ref{Campaign: "a", Seq: 3}, From: engine.Pendiente, To: engine.Omitido, Reason: "script"}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := db.Envios(ctx, "a", 0, 100, "")
+	if err != nil || len(before) != 50 {
+		t.Fatalf("envíos: %d %v", len(before), err)
+	}
+	path := db.Path()
+	db.Close()
+	// Make it look like schema 2: JSON envíos, version 2.
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("app.envios")).Bucket([]byte("a"))
+		for _, e := range before {
+			v, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(binary.BigEndian.AppendUint64(nil, e.Ref.Seq), v); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("app.meta")).Put([]byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 2})
+	})
+	bdb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err = kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := db.Envios(ctx, "a", 0, 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after, before) {
+		t.Fatalf("envíos changed by the migration:\n%+v\n%+v", after[:3], before[:3])
+	}
+	if rep, err := db.Verify(ctx, nil); err != nil || !rep.OK {
+		t.Fatalf("verify after migration: %+v %v", rep, err)
+	}
+	db.Close()
+	bdb, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bdb.Close()
+	bdb.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("app.envios")).Bucket([]byte("a")).ForEach(func(k, v []byte) error {
+			if bytes.HasPrefix(v, []byte("{")) {
+				t.Errorf("envío %x is still JSON", k)
+			}
+			return nil
+		})
+	})
 }

@@ -2,7 +2,6 @@ package kv
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -108,11 +107,7 @@ func (w *wtx) writeEnvio(before, env engine.Envio) error {
 	if err != nil || envios == nil {
 		return fmt.Errorf("envío %s: bucket missing", r)
 	}
-	data, err := json.Marshal(env)
-	if err != nil {
-		return fmt.Errorf("envío %s: encode: %w", r, err)
-	}
-	if err := envios.Put(u64(r.Seq), data); err != nil {
+	if err := putEnvio(envios, &env); err != nil {
 		return err
 	}
 	// An envío may pass through several states in one batch: indexes move

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -20,9 +21,44 @@ import (
 // itself), Problem says what.
 type VerifyReport = engine.VerifyReport
 
+// replayed is an envío's state as the journal replay has it: 16 bytes an
+// envío, so that verifying a million-envío campaign stays small.
 type replayed struct {
-	state engine.State
-	seq   uint64 // last journal record that touched it
+	seq   uint64 // last journal record that touched it; 0: not created
+	state uint8  // index in engine.States
+}
+
+// replay holds a campaign's replayed envíos, indexed by seq-1 (imports
+// number envíos densely from 1).
+type replay struct {
+	envios  []replayed
+	created int
+}
+
+func (r *replay) get(seq uint64) *replayed {
+	if seq == 0 || seq > uint64(len(r.envios)) || r.envios[seq-1].seq == 0 {
+		return nil
+	}
+	return &r.envios[seq-1]
+}
+
+// create adds envíos first..last, refusing one created twice.
+func (r *replay) create(first, last, journalSeq uint64) bool {
+	if first == 0 || last < first {
+		return false
+	}
+	if last > uint64(len(r.envios)) {
+		r.envios = slices.Grow(r.envios, int(last)-len(r.envios))[:last]
+	}
+	pendiente := uint8(engine.Pendiente.Index())
+	for s := first; s <= last; s++ {
+		if r.envios[s-1].seq != 0 {
+			return false
+		}
+		r.envios[s-1] = replayed{seq: journalSeq, state: pendiente}
+	}
+	r.created += int(last - first + 1)
+	return true
 }
 
 type importRange struct {
@@ -39,7 +75,17 @@ const verifyPage = 8192
 // with the number of records checked.
 func (db *DB) Verify(ctx context.Context, progress func(records uint64)) (VerifyReport, error) {
 	rep := VerifyReport{}
-	states := map[string]map[uint64]*replayed{}
+	// The stored campaigns bound what an import record may create, so a
+	// forged record cannot make the replay allocate without limit.
+	all, err := db.Campaigns(ctx, "")
+	if err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	visible := make(map[string]uint64, len(all))
+	for _, c := range all {
+		visible[c.ID] = c.Visible
+	}
+	states := map[string]*replay{}
 	imports := map[string][]importRange{}
 	var prev [sha256.Size]byte
 	fail := func(seq uint64, format string, args ...any) (VerifyReport, error) {
@@ -87,27 +133,30 @@ func (db *DB) Verify(ctx context.Context, progress func(records uint64)) (Verify
 			rep.Records++
 			switch e.Kind {
 			case engine.KindImport:
+				if v, ok := visible[e.Campaign]; !ok || e.LastSeq > v {
+					return fail(e.Seq, "import of envíos %s/%d-%d that the stored campaign does not have", e.Campaign, e.FirstSeq, e.LastSeq)
+				}
 				m := states[e.Campaign]
 				if m == nil {
-					m = map[uint64]*replayed{}
+					m = &replay{}
 					states[e.Campaign] = m
 				}
-				for s := e.FirstSeq; s <= e.LastSeq; s++ {
-					if m[s] != nil {
-						return fail(e.Seq, "import creates envío %s/%d twice", e.Campaign, s)
-					}
-					m[s] = &replayed{state: engine.Pendiente, seq: e.Seq}
+				if !m.create(e.FirstSeq, e.LastSeq, e.Seq) {
+					return fail(e.Seq, "import of envíos %s/%d-%d creates one twice or none", e.Campaign, e.FirstSeq, e.LastSeq)
 				}
 				imports[e.Campaign] = append(imports[e.Campaign], importRange{e.FirstSeq, e.LastSeq, e.Seq, e.Digest})
 			case engine.KindTransition:
-				r := states[e.Campaign][e.Envio]
+				var r *replayed
+				if m := states[e.Campaign]; m != nil {
+					r = m.get(e.Envio)
+				}
 				if r == nil {
 					return fail(e.Seq, "transition of envío %s/%d that no import created", e.Campaign, e.Envio)
 				}
-				if r.state != e.From || !engine.CanTransition(e.From, e.To) {
-					return fail(e.Seq, "envío %s/%d: %s -> %s but replay has it %s", e.Campaign, e.Envio, e.From, e.To, r.state)
+				if was := engine.States[r.state]; was != e.From || !engine.CanTransition(e.From, e.To) || e.To.Index() < 0 {
+					return fail(e.Seq, "envío %s/%d: %s -> %s but replay has it %s", e.Campaign, e.Envio, e.From, e.To, was)
 				}
-				r.state, r.seq = e.To, e.Seq
+				r.state, r.seq = uint8(e.To.Index()), e.Seq
 			}
 		}
 		if progress != nil {
@@ -117,13 +166,9 @@ func (db *DB) Verify(ctx context.Context, progress func(records uint64)) (Verify
 			break
 		}
 	}
-	all, err := db.Campaigns(ctx, "")
-	if err != nil {
-		return rep, fmt.Errorf("verify: %w", err)
-	}
 	for _, c := range all {
 		if states[c.ID] == nil {
-			states[c.ID] = map[uint64]*replayed{}
+			states[c.ID] = &replay{}
 		}
 	}
 	for campaign, m := range states {
@@ -140,7 +185,7 @@ func (db *DB) Verify(ctx context.Context, progress func(records uint64)) (Verify
 
 // compareCampaign checks one campaign's stored envíos, digests and
 // counters against the replay.
-func (db *DB) compareCampaign(ctx context.Context, campaign string, m map[uint64]*replayed, ranges []importRange, rep *VerifyReport) (*VerifyReport, error) {
+func (db *DB) compareCampaign(ctx context.Context, campaign string, m *replay, ranges []importRange, rep *VerifyReport) (*VerifyReport, error) {
 	counts := Counts{}
 	seen := 0
 	ri := 0
@@ -154,12 +199,12 @@ func (db *DB) compareCampaign(ctx context.Context, campaign string, m map[uint64
 			after = e.Ref.Seq
 			rep.Envios++
 			seen++
-			r := m[e.Ref.Seq]
+			r := m.get(e.Ref.Seq)
 			if r == nil {
 				return &VerifyReport{Problem: fmt.Sprintf("envío %s has no import record", e.Ref)}, nil
 			}
-			if r.state != e.State {
-				return &VerifyReport{BadSeq: r.seq, Problem: fmt.Sprintf("envío %s is %s but the journal says %s", e.Ref, e.State, r.state)}, nil
+			if want := engine.States[r.state]; want != e.State {
+				return &VerifyReport{BadSeq: r.seq, Problem: fmt.Sprintf("envío %s is %s but the journal says %s", e.Ref, e.State, want)}, nil
 			}
 			counts[e.State]++
 			for ri < len(ranges) && e.Ref.Seq > ranges[ri].last {
@@ -183,8 +228,8 @@ func (db *DB) compareCampaign(ctx context.Context, campaign string, m map[uint64
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	if seen != len(m) {
-		return &VerifyReport{Problem: fmt.Sprintf("campaña %s stores %d envíos, the journal created %d", campaign, seen, len(m))}, nil
+	if seen != m.created {
+		return &VerifyReport{Problem: fmt.Sprintf("campaña %s stores %d envíos, the journal created %d", campaign, seen, m.created)}, nil
 	}
 	for _, s := range engine.States {
 		if counts[s] != stored[s] {

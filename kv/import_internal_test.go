@@ -1,0 +1,245 @@
+package kv
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"leadmaster/engine"
+)
+
+// smallBatches makes every import batch tiny so that a few hundred rows go
+// through many chunks, index runs and index transactions.
+func smallBatches(t *testing.T) {
+	chunk, run, ichunk := importChunk, indexRun, indexChunk
+	importChunk, indexRun, indexChunk = 7, 23, 5
+	t.Cleanup(func() { importChunk, indexRun, indexChunk = chunk, run, ichunk })
+}
+
+func openTestDB(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if rep, err := db.Verify(context.Background(), nil); err != nil || !rep.OK {
+			t.Errorf("verify: %+v %v", rep, err)
+		}
+		db.Close()
+	})
+	return db
+}
+
+// phoneIndex returns every entry of a cliente's phone index.
+func phoneIndex(t *testing.T, db *DB, cliente string) []string {
+	t.Helper()
+	var keys []string
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b, _ := sub(tx, bucketPhones, cliente, false)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, _ []byte) error {
+			phone, campaign, seq, err := parsePhoneKey(k)
+			keys = append(keys, fmt.Sprintf("%s %s %d", phone, campaign, seq))
+			return err
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// Imports in many chunks and index runs dedup exactly like a simple model:
+// within the import, across runs, against an earlier import, with
+// suppressed phones skipped first; the phone index ends with one entry per
+// accepted envío.
+func TestImport_RunsDedupLikeAModel(t *testing.T) {
+	smallBatches(t)
+	db := openTestDB(t)
+	ctx := context.Background()
+	if err := db.CreateCliente(ctx, engine.Cliente{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	// Another campaign's entries interleave with this one's in the index.
+	for _, id := range []string{"k", "other"} {
+		if err := db.CreateCampaign(ctx, engine.Campaign{ID: id, Cliente: "c1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pool := make([]string, 120)
+	for i := range pool {
+		// Lengths 4..15 digits; some are prefixes of others.
+		pool[i] = "+549" + fmt.Sprint(1e9 + rng.IntN(1e9))[:1+rng.IntN(10)]
+	}
+	pool[1] = pool[0] + "7"
+	suppressed := map[string]bool{pool[5]: true, pool[6]: true}
+	for p := range suppressed {
+		if err := db.Suppress(ctx, "c1", p, "BAJA"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	var want []string
+	importRows := func(campaign string, n int, model bool) engine.ImportReport {
+		t.Helper()
+		imp, err := db.BeginImport(ctx, campaign)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dups, supp int
+		for i := range n {
+			p := pool[rng.IntN(len(pool))]
+			if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: p}); err != nil {
+				t.Fatal(err)
+			}
+			if !model {
+				continue
+			}
+			switch {
+			case suppressed[p]:
+				supp++
+			case seen[p]:
+				dups++
+			default:
+				seen[p] = true
+				want = append(want, p)
+			}
+		}
+		rep, err := imp.Commit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if model && (rep.Duplicates != dups || rep.Suppressed != supp) {
+			t.Fatalf("report %+v, model: %d duplicates, %d suppressed", rep, dups, supp)
+		}
+		return rep
+	}
+	importRows("other", 150, false)
+	importRows("k", 400, true)
+	importRows("k", 200, true)
+	envios, err := db.Envios(ctx, "k", 0, 1000, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range envios {
+		got = append(got, e.Telefono)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("envíos\n got %v\nwant %v", got, want)
+	}
+	var idx []string
+	for _, k := range phoneIndex(t, db, "c1") {
+		if strings.Contains(k, " k ") {
+			idx = append(idx, k)
+		}
+	}
+	if len(idx) != len(want) {
+		t.Fatalf("phone index has %d entries for k, want %d", len(idx), len(want))
+	}
+	for _, e := range envios {
+		byPhone, err := db.EnviosByPhone(ctx, "c1", e.Telefono)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, b := range byPhone {
+			if b.Ref.Campaign == "k" {
+				n++
+				if b.Ref != e.Ref {
+					t.Fatalf("%s indexed as %s, stored as %s", e.Telefono, b.Ref, e.Ref)
+				}
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%s found %d times in k", e.Telefono, n)
+		}
+	}
+}
+
+// An import aborted after some index runs were written leaves neither rows
+// nor index entries.
+func TestImport_AbortRemovesWrittenIndexRuns(t *testing.T) {
+	smallBatches(t)
+	db := openTestDB(t)
+	ctx := context.Background()
+	if err := db.CreateCliente(ctx, engine.Cliente{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateCampaign(ctx, engine.Campaign{ID: "k", Cliente: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	imp, err := db.BeginImport(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: fmt.Sprintf("+5491155%06d", i*7919%1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(phoneIndex(t, db, "c1")) == 0 {
+		t.Fatal("no index run was written: the test does not test anything")
+	}
+	imp.Abort()
+	if idx := phoneIndex(t, db, "c1"); len(idx) != 0 {
+		t.Fatalf("aborted import left index entries: %v", idx)
+	}
+	if envios, _ := db.Envios(ctx, "k", 0, 10, ""); len(envios) != 0 {
+		t.Fatalf("aborted import left envíos: %v", envios)
+	}
+}
+
+func TestImport_RefusesNonE164(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	if err := db.CreateCliente(ctx, engine.Cliente{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateCampaign(ctx, engine.Campaign{ID: "k", Cliente: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	imp, err := db.BeginImport(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imp.Abort()
+	for _, p := range []string{"", "+", "5491155550001", "+0541", "+54 9", "+5491155550001234"} {
+		if err := imp.Add(ctx, NewEnvio{Line: 2, Telefono: p}); err == nil {
+			t.Errorf("Add(%q) accepted", p)
+		}
+	}
+}
+
+// phoneNum keeps the phones' string order, the order of the index keys.
+func TestPhoneNum_OrderAndRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	phone := func() string {
+		return "+" + fmt.Sprint(1+rng.IntN(9)) + fmt.Sprint(1e15 + rng.Uint64()%1e15)[:rng.IntN(15)]
+	}
+	for range 20000 {
+		a, b := phone(), phone()
+		na, oka := parsePhoneNum(a)
+		nb, okb := parsePhoneNum(b)
+		if !oka || !okb {
+			t.Fatalf("parse %q %v, %q %v", a, oka, b, okb)
+		}
+		if string(na.appendTo(nil)) != a {
+			t.Fatalf("round trip %q -> %q", a, na.appendTo(nil))
+		}
+		want := bytes.Compare(phoneKey(a, "k", 1), phoneKey(b, "k", 1))
+		if got := cmp.Compare(na, nb); got != want {
+			t.Fatalf("order of %q, %q: %d, keys say %d", a, b, got, want)
+		}
+	}
+}
