@@ -2,9 +2,9 @@ package kv
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -43,11 +43,11 @@ const MaxSkippedReported = engine.MaxReported
 // Import batch sizes (variables so that tests can make them small).
 var (
 	// importChunk is how many rows are staged per write transaction.
-	importChunk = 16384
+	importChunk = 8192
 	// indexRun is how many phone index entries an import holds in memory
-	// (16 bytes each, plus 8 in its dedup set) before it sorts them and
-	// writes them in key order: inserted in arrival order, a million random
-	// phones dirty nearly every page of the index in every transaction.
+	// (about 24 bytes each) before it sorts them and writes them in key
+	// order: inserted in arrival order, a million random phones dirty
+	// nearly every page of the index in every transaction.
 	indexRun = 1 << 20
 	// indexChunk is how many sorted phone index entries are written per
 	// write transaction.
@@ -60,29 +60,31 @@ var ErrImportRunning = errors.New("an import into this campaign is already runni
 // Import stages rows in chunks and makes them visible with one final
 // commit (Commit). Until then, and forever if the import is aborted or the
 // process dies, its rows are invisible; Abort or the next Open removes them.
-// An Import is used by one goroutine.
+//
+// An Import is used by one goroutine. A full chunk is staged in the
+// background while Add fills the next one, so parsing and writing overlap;
+// a staging error is returned by a later Add, or by Commit.
 type Import struct {
 	db       *DB
 	campaign string
 	cliente  string
 	first    uint64 // first staged seq
-	next     uint64 // next seq to assign
-	buf      []NewEnvio
-	// run holds the phones staged since the index was last written, and
-	// pending their index entries; older phones of the campaign are found
-	// in the phone index itself (indexed).
-	run     map[phoneNum]struct{}
-	pending []phoneEntry
+
+	buf, spare []NewEnvio // Add fills buf; spare comes back from the stager
+	staging    chan error // the chunk being staged, nil if none
+	err        error      // the first staging error: the import is dead
+	done       bool
+
+	// Owned by the stager while a chunk is staging.
+	next uint64 // next seq to assign
+	// run holds the phones staged since the index was last written, with
+	// their seqs; older phones of the campaign are found in the phone index
+	// itself (indexed).
+	run     phoneTable
+	chunk   map[phoneNum]struct{}
 	indexed bool
 	digest  hash.Hash
 	report  ImportReport
-	done    bool
-}
-
-// phoneEntry is one phone index entry waiting to be written.
-type phoneEntry struct {
-	phone phoneNum
-	seq   uint64
 }
 
 // BeginImport starts an import into a campaign that is not finished.
@@ -90,7 +92,7 @@ func (db *DB) BeginImport(ctx context.Context, campaign string) (*Import, error)
 	if _, loaded := db.imports.LoadOrStore(campaign, struct{}{}); loaded {
 		return nil, fmt.Errorf("campaña %q: %w", campaign, ErrImportRunning)
 	}
-	imp := &Import{db: db, campaign: campaign, digest: sha256.New(), run: map[phoneNum]struct{}{}}
+	imp := &Import{db: db, campaign: campaign, digest: sha256.New(), chunk: map[phoneNum]struct{}{}}
 	err := db.write(ctx, func(w *wtx) error {
 		c, err := getCampaign(w.tx, campaign)
 		if err != nil {
@@ -116,35 +118,73 @@ func (imp *Import) Add(ctx context.Context, row NewEnvio) error {
 	if imp.done {
 		return errors.New("import already finished")
 	}
+	if imp.err != nil {
+		return imp.err
+	}
 	if _, ok := parsePhoneNum(row.Telefono); !ok {
 		return fmt.Errorf("line %d: telefono %q is not E.164: %w", row.Line, row.Telefono, engine.ErrInvalid)
 	}
 	imp.buf = append(imp.buf, row)
-	if len(imp.buf) >= importChunk {
-		return imp.flush(ctx)
+	if len(imp.buf) < importChunk {
+		return nil
 	}
+	if err := imp.wait(); err != nil {
+		return err
+	}
+	rows := imp.buf
+	imp.buf, imp.spare = imp.spare[:0], nil
+	done := make(chan error, 1)
+	imp.staging = done
+	go func() {
+		err := imp.stage(ctx, rows)
+		imp.spare = rows
+		done <- err
+	}()
 	return nil
 }
 
-// Report is the report so far.
-func (imp *Import) Report() ImportReport { return imp.report }
+// wait waits for the chunk being staged, if any, and returns the import's
+// staging error.
+func (imp *Import) wait() error {
+	if imp.staging != nil {
+		if err := <-imp.staging; err != nil && imp.err == nil {
+			imp.err = err
+		}
+		imp.staging = nil
+	}
+	return imp.err
+}
 
-// flush stages the buffered rows. Skipped duplicates and suppressed phones
-// are counted; the in-memory state changes only after the commit.
-func (imp *Import) flush(ctx context.Context) error {
-	if len(imp.buf) == 0 {
+// Report is the report of the rows staged so far.
+func (imp *Import) Report() ImportReport {
+	imp.wait()
+	return imp.report
+}
+
+// stage writes rows in one transaction. Skipped duplicates and suppressed
+// phones are counted; the import's state changes only after the commit.
+func (imp *Import) stage(ctx context.Context, rows []NewEnvio) error {
+	if len(rows) == 0 {
 		return nil
 	}
 	type result struct {
-		accepted []engine.Envio
-		entries  []phoneEntry
-		skipped  []Skipped
+		entries []phoneEntry
+		skipped []Skipped
 	}
 	var res result
-	chunk := make(map[phoneNum]struct{}, len(imp.buf))
-	err := imp.db.write(ctx, func(w *wtx) error {
-		res = result{}
-		clear(chunk)
+	// The digest goes on from its state before this chunk, however often
+	// the transaction runs.
+	before, err := imp.digest.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("import digest: %w", err)
+	}
+	var row []byte
+	err = imp.db.write(ctx, func(w *wtx) error {
+		res = result{entries: make([]phoneEntry, 0, len(rows))}
+		clear(imp.chunk)
+		if err := imp.digest.(encoding.BinaryUnmarshaler).UnmarshalBinary(before); err != nil {
+			return abort(err)
+		}
 		envios, err := sub(w.tx, bucketEnvios, imp.campaign, true)
 		if err != nil {
 			return abort(err)
@@ -158,53 +198,51 @@ func (imp *Import) flush(ctx context.Context) error {
 		if err != nil {
 			return abort(err)
 		}
-		// One allocation for the chunk's values: bbolt keeps them until
-		// the commit.
-		arena := make([]byte, 0, 128*len(imp.buf))
+		// One allocation for the chunk's keys and values: bbolt keeps them
+		// until the commit.
+		arena := make([]byte, 0, 128*len(rows))
 		seq := imp.next
-		for _, row := range imp.buf {
-			if suppress != nil && suppress.Get([]byte(row.Telefono)) != nil {
-				res.skipped = append(res.skipped, Skipped{Line: row.Line, Telefono: row.Telefono, Reason: SkipSuppressed})
+		for _, r := range rows {
+			if suppress != nil && suppress.Get([]byte(r.Telefono)) != nil {
+				res.skipped = append(res.skipped, Skipped{Line: r.Line, Telefono: r.Telefono, Reason: SkipSuppressed})
 				continue
 			}
-			num, _ := parsePhoneNum(row.Telefono)
-			_, inRun := imp.run[num]
-			_, inChunk := chunk[num]
-			if inRun || inChunk || imp.indexed && hasPrefix(phones, phonePrefix(row.Telefono, imp.campaign)) {
-				res.skipped = append(res.skipped, Skipped{Line: row.Line, Telefono: row.Telefono, Reason: SkipDuplicate})
+			num, _ := parsePhoneNum(r.Telefono)
+			_, inChunk := imp.chunk[num]
+			if inChunk || imp.run.has(num) || imp.indexed && hasPrefix(phones, phonePrefix(r.Telefono, imp.campaign)) {
+				res.skipped = append(res.skipped, Skipped{Line: r.Line, Telefono: r.Telefono, Reason: SkipDuplicate})
 				continue
 			}
-			chunk[num] = struct{}{}
+			imp.chunk[num] = struct{}{}
 			e := engine.Envio{
 				Ref: engine.Ref{Campaign: imp.campaign, Seq: seq}, Cliente: imp.cliente,
-				Telefono: row.Telefono, Nombre: row.Nombre, Variables: row.Variables,
+				Telefono: r.Telefono, Nombre: r.Nombre, Variables: r.Variables,
 				State: engine.Pendiente, CreatedAt: w.now, UpdatedAt: w.now,
 			}
 			start := len(arena)
+			arena = binary.BigEndian.AppendUint64(arena, seq)
 			if arena, err = appendEnvio(arena, &e); err != nil {
 				return abort(err)
 			}
-			if err := envios.Put(u64(seq), arena[start:len(arena):len(arena)]); err != nil {
+			if err := envios.Put(arena[start:start+8:start+8], arena[start+8:len(arena):len(arena)]); err != nil {
 				return abort(err)
 			}
-			res.accepted = append(res.accepted, e)
+			row = appendRowDigest(row[:0], &e)
+			imp.digest.Write(row)
 			res.entries = append(res.entries, phoneEntry{num, seq})
 			seq++
 		}
 		return nil
 	})
 	if err != nil {
+		imp.digest.(encoding.BinaryUnmarshaler).UnmarshalBinary(before)
 		return fmt.Errorf("stage import rows: %w", err)
 	}
-	for _, e := range res.accepted {
-		writeRowDigest(imp.digest, e)
+	for _, e := range res.entries {
+		imp.run.add(e)
 	}
-	for num := range chunk {
-		imp.run[num] = struct{}{}
-	}
-	imp.pending = append(imp.pending, res.entries...)
-	imp.next += uint64(len(res.accepted))
-	imp.report.Accepted += len(res.accepted)
+	imp.next += uint64(len(res.entries))
+	imp.report.Accepted += len(res.entries)
 	for _, s := range res.skipped {
 		if s.Reason == SkipDuplicate {
 			imp.report.Duplicates++
@@ -215,25 +253,21 @@ func (imp *Import) flush(ctx context.Context) error {
 			imp.report.Skipped = append(imp.report.Skipped, s)
 		}
 	}
-	imp.buf = imp.buf[:0]
-	if len(imp.pending) >= indexRun {
+	if imp.run.len() >= indexRun {
 		return imp.writeIndex(ctx)
 	}
 	return nil
 }
 
-// writeIndex writes the pending phone index entries in key order, a chunk
+// writeIndex writes the run's phone index entries in key order, a chunk
 // per transaction, so each page of the index is rewritten about once per
 // run instead of once per chunk of rows. The entries of rows not yet
 // visible are harmless: readers go through the campaign's visible mark, and
 // Abort and the next Open delete them with the staged rows.
 func (imp *Import) writeIndex(ctx context.Context) error {
-	slices.SortFunc(imp.pending, func(a, b phoneEntry) int {
-		return cmp.Or(cmp.Compare(a.phone, b.phone), cmp.Compare(a.seq, b.seq))
-	})
-	for len(imp.pending) > 0 {
-		n := min(indexChunk, len(imp.pending))
-		batch := imp.pending[:n]
+	pending := imp.run.drain()
+	for len(pending) > 0 {
+		batch := pending[:min(indexChunk, len(pending))]
 		err := imp.db.write(ctx, func(w *wtx) error {
 			phones, err := sub(w.tx, bucketPhones, imp.cliente, true)
 			if err != nil {
@@ -252,10 +286,8 @@ func (imp *Import) writeIndex(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("write phone index: %w", err)
 		}
-		imp.pending = imp.pending[n:]
+		pending = pending[len(batch):]
 	}
-	imp.pending = nil
-	clear(imp.run)
 	imp.indexed = true
 	return nil
 }
@@ -272,16 +304,19 @@ func (imp *Import) Commit(ctx context.Context) (ImportReport, error) {
 	if imp.done {
 		return imp.report, errors.New("import already finished")
 	}
-	if err := imp.flush(ctx); err != nil {
-		imp.Abort()
-		return imp.report, err
+	err := imp.wait()
+	if err == nil {
+		err = imp.stage(ctx, imp.buf)
 	}
-	if err := imp.writeIndex(ctx); err != nil {
+	if err == nil {
+		err = imp.writeIndex(ctx)
+	}
+	if err != nil {
 		imp.Abort()
 		return imp.report, err
 	}
 	last := imp.next - 1
-	err := imp.db.write(ctx, func(w *wtx) error {
+	err = imp.db.write(ctx, func(w *wtx) error {
 		c, err := getCampaign(w.tx, imp.campaign)
 		if err != nil {
 			return err
@@ -324,6 +359,7 @@ func (imp *Import) Abort() {
 	if imp.done {
 		return
 	}
+	imp.wait()
 	imp.done = true
 	defer imp.db.imports.Delete(imp.campaign)
 	if err := imp.db.dropStaged(imp.campaign); err != nil {
@@ -399,9 +435,9 @@ func (db *DB) dropStaged(campaign string) error {
 	}
 }
 
-// writeRowDigest adds an imported row's immutable fields to an import digest.
-func writeRowDigest(h hash.Hash, e engine.Envio) {
-	var b []byte
+// appendRowDigest appends what an import digest hashes of a row: its
+// immutable fields.
+func appendRowDigest(b []byte, e *engine.Envio) []byte {
 	b = binary.BigEndian.AppendUint64(b, e.Ref.Seq)
 	b = append(append(b, e.Telefono...), 0)
 	b = append(append(b, e.Nombre...), 0)
@@ -413,5 +449,5 @@ func writeRowDigest(h hash.Hash, e engine.Envio) {
 	for _, k := range keys {
 		b = append(append(append(append(b, k...), '='), e.Variables[k]...), 0)
 	}
-	h.Write(b)
+	return b
 }

@@ -243,3 +243,79 @@ func TestPhoneNum_OrderAndRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A chunk that fails to stage in the background fails the import: a later
+// Add or the Commit returns the error and nothing becomes visible.
+func TestImport_BackgroundStagingErrorFailsTheImport(t *testing.T) {
+	smallBatches(t)
+	db := openTestDB(t)
+	if err := db.CreateCliente(context.Background(), engine.Cliente{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateCampaign(context.Background(), engine.Campaign{ID: "k", Cliente: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	imp, err := db.BeginImport(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addErr error
+	for i := 0; i < 1000 && addErr == nil; i++ {
+		if i == 30 {
+			cancel()
+		}
+		addErr = imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: fmt.Sprintf("+54911%08d", i)})
+	}
+	if addErr == nil {
+		t.Fatal("Add kept accepting rows after staging failed")
+	}
+	if _, err := imp.Commit(context.Background()); err == nil {
+		t.Fatal("Commit of a failed import succeeded")
+	}
+	if envios, _ := db.Envios(context.Background(), "k", 0, 10, ""); len(envios) != 0 {
+		t.Fatalf("failed import left %d envíos", len(envios))
+	}
+	if idx := phoneIndex(t, db, "c1"); len(idx) != 0 {
+		t.Fatalf("failed import left index entries: %v", idx)
+	}
+	imp, err = db.BeginImport(context.Background(), "k")
+	if err != nil {
+		t.Fatalf("campaign not importable after a failed import: %v", err)
+	}
+	if err := imp.Add(context.Background(), NewEnvio{Line: 2, Telefono: "+5491100000001"}); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := imp.Commit(context.Background()); err != nil || rep.Accepted != 1 || rep.FirstSeq != 1 {
+		t.Fatalf("import after failure: %+v %v", rep, err)
+	}
+}
+
+// phoneTable behaves as a set of phones, through growth, and drains sorted.
+func TestPhoneTable_LikeAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	var tab phoneTable
+	model := map[phoneNum]uint64{}
+	for i := range 5000 {
+		p, _ := parsePhoneNum(fmt.Sprintf("+%d", 1+rng.IntN(3000)))
+		if tab.has(p) != (model[p] != 0) {
+			t.Fatalf("has(%d) = %v, model %v", p, tab.has(p), model[p] != 0)
+		}
+		if model[p] == 0 {
+			model[p] = uint64(i + 1)
+			tab.add(phoneEntry{p, uint64(i + 1)})
+		}
+		if tab.len() != len(model) {
+			t.Fatalf("len %d, model %d", tab.len(), len(model))
+		}
+	}
+	out := tab.drain()
+	if len(out) != len(model) || tab.len() != 0 || tab.has(out[0].phone) {
+		t.Fatalf("drained %d of %d; table left with %d", len(out), len(model), tab.len())
+	}
+	for i, e := range out {
+		if model[e.phone] != e.seq || i > 0 && out[i-1].phone >= e.phone {
+			t.Fatalf("drained entry %d %+v out of order or wrong seq", i, e)
+		}
+	}
+}

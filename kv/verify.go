@@ -190,6 +190,7 @@ func (db *DB) compareCampaign(ctx context.Context, campaign string, m *replay, r
 	seen := 0
 	ri := 0
 	var h hash.Hash
+	var row []byte
 	for after := uint64(0); ; {
 		page, err := db.Envios(ctx, campaign, after, verifyPage, "")
 		if err != nil {
@@ -214,7 +215,8 @@ func (db *DB) compareCampaign(ctx context.Context, campaign string, m *replay, r
 				if e.Ref.Seq == ranges[ri].first {
 					h = sha256.New()
 				}
-				writeRowDigest(h, e)
+				row = appendRowDigest(row[:0], &e)
+				h.Write(row)
 				if e.Ref.Seq == ranges[ri].last && hex.EncodeToString(h.Sum(nil)) != ranges[ri].digest {
 					return &VerifyReport{BadSeq: ranges[ri].seq, Problem: fmt.Sprintf("imported envíos %s/%d-%d differ from what was imported", campaign, ranges[ri].first, ranges[ri].last)}, nil
 				}
