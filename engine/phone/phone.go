@@ -17,6 +17,14 @@
 //     rejected rather than guessed at, and so is any number that
 //     libphonenumber does not consider valid.
 //
+// Validation gives exactly phonenumbers.IsValidNumber's answer, but without
+// its per-call cost: validator.go compiles, once, the library's own metadata
+// (the patterns and possible lengths of every region's number types and
+// leading digits, taken from the collection the library loaded) and evaluates
+// IsValidNumber's own procedure on them. The rules are the library's
+// metadata, not rules written here; a differential test and a fuzz target
+// compare both answers.
+//
 // The result is canonical: two spellings of the same number normalize to the
 // same string, so the E.164 string itself is the key for de-duplication and
 // suppression lists, and Normalize(Normalize(x)) == Normalize(x).
@@ -107,7 +115,9 @@ func Normalize(raw, defaultRegion string) (string, error) {
 }
 
 // normalize is Normalize; fast enables the shortcut for international
-// numbers (tests compare it with the slow path).
+// numbers and the validator of validator.go. Without it, every number goes
+// through phonenumbers.ParseToNumber and phonenumbers.IsValidNumber: the
+// tests compare both.
 func normalize(raw, defaultRegion string, fast bool) (string, error) {
 	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
 	if region != "" && !ValidRegion(region) {
@@ -151,7 +161,7 @@ func normalize(raw, defaultRegion string, fast bool) (string, error) {
 			return e164, nil
 		}
 	}
-	e164, reason := parse(clean, region)
+	e164, reason := parse(clean, region, fast)
 	if reason == nil {
 		return e164, nil
 	}
@@ -162,7 +172,7 @@ func normalize(raw, defaultRegion string, fast bool) (string, error) {
 				return alt, nil
 			}
 		}
-		if alt, err := parse("+"+clean, ""); err == nil {
+		if alt, err := parse("+"+clean, "", fast); err == nil {
 			return alt, nil
 		}
 	}
@@ -200,8 +210,13 @@ func scan(s string) (clean string, digits int, plus bool, err error) {
 }
 
 // parse runs libphonenumber on s and returns the E.164 form of a valid number
-// or the reason it is not one.
-func parse(s, region string) (string, error) {
+// or the reason it is not one. With fast, validity is validNumber's answer,
+// otherwise phonenumbers.IsValidNumber's (the same, but slower).
+func parse(s, region string, fast bool) (string, error) {
+	valid := phonenumbers.IsValidNumber
+	if fast {
+		valid = validNumber
+	}
 	var n phonenumbers.PhoneNumber
 	if err := phonenumbers.ParseToNumber(s, region, &n); err != nil {
 		switch {
@@ -217,9 +232,9 @@ func parse(s, region string) (string, error) {
 	if n.GetExtension() != "" {
 		return "", ErrExtension
 	}
-	if !phonenumbers.IsValidNumber(&n) {
+	if !valid(&n) {
 		if n.GetCountryCode() == 52 {
-			if e, ok := mexicanMobile(&n); ok {
+			if e, ok := mexicanMobile(&n, valid); ok {
 				return e, nil
 			}
 		}
@@ -243,7 +258,8 @@ func parse(s, region string) (string, error) {
 // fastInternational returns "+"+digits when digits, split into a country
 // calling code and the national number that follows, is a valid number as
 // written. This skips phonenumbers.Parse, whose regular expressions cost
-// about two thirds of the time, and gives the same result: parsing the E.164
+// about two thirds of the time, and asks validNational rather than
+// phonenumbers.IsValidNumber, and gives the same result: parsing the E.164
 // string of a valid number yields that number (libphonenumber's round-trip
 // invariant; the tests compare both paths). National numbers with a leading
 // zero (Italy) are left to the slow path.
@@ -262,13 +278,13 @@ func fastInternational(digits string) (string, bool) {
 		if nsn[0] == '0' || len(digits) > 15 {
 			return "", false
 		}
-		v, err := strconv.ParseUint(nsn, 10, 64)
-		if err != nil {
+		// The number {cc, nsn} has nsn as its national significant number
+		// (digits, no leading zero, at most 14 of them), so validNational
+		// answers what phonenumbers.IsValidNumber would.
+		if _, err := strconv.ParseUint(nsn, 10, 64); err != nil {
 			return "", false
 		}
-		cc32 := int32(cc)
-		n := phonenumbers.PhoneNumber{CountryCode: &cc32, NationalNumber: &v}
-		if !phonenumbers.IsValidNumber(&n) {
+		if !validNational(cc, nsn) {
 			return "", false
 		}
 		return "+" + digits, true
@@ -278,13 +294,13 @@ func fastInternational(digits string) (string, bool) {
 
 // mexicanMobile accepts the pre-2019 spelling of Mexican mobiles, "+52 1"
 // followed by ten digits, when the ten digits alone are a valid number.
-func mexicanMobile(n *phonenumbers.PhoneNumber) (string, bool) {
+func mexicanMobile(n *phonenumbers.PhoneNumber, valid func(*phonenumbers.PhoneNumber) bool) (string, bool) {
 	nsn := phonenumbers.GetNationalSignificantNumber(n)
 	if len(nsn) != 11 || nsn[0] != '1' {
 		return "", false
 	}
 	var m phonenumbers.PhoneNumber
-	if err := phonenumbers.ParseToNumber("+52"+nsn[1:], "", &m); err != nil || !phonenumbers.IsValidNumber(&m) {
+	if err := phonenumbers.ParseToNumber("+52"+nsn[1:], "", &m); err != nil || !valid(&m) {
 		return "", false
 	}
 	e := phonenumbers.Format(&m, phonenumbers.E164)
