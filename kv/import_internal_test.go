@@ -256,6 +256,7 @@ func TestImport_BackgroundStagingErrorFailsTheImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	imp, err := db.BeginImport(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
