@@ -30,6 +30,9 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("child process of TestCrash_SIGKILL only")
 	}
 	ctx := context.Background()
+	// Small batches: each 1000-row import stages chunks in the background
+	// and writes index runs before its commit, so kills land between them.
+	kv.SetImportBatches(64, 300, 50)
 	db, err := kv.Open(dir, kv.Options{})
 	if err != nil {
 		fmt.Println("error", err)
@@ -203,6 +206,13 @@ func checkAfterCrash(t *testing.T, dir string, acked map[string]int, imported ma
 		}
 	}
 	campaigns, _ := db.Campaigns(ctx, "c1")
+	visible := 0
+	for _, c := range campaigns {
+		visible += int(c.Visible)
+	}
+	if n, err := kv.PhoneIndexLen(db, "c1"); err != nil || n != visible {
+		t.Fatalf("phone index has %d entries for %d visible envíos (%v): a dead import left some", n, visible, err)
+	}
 	for _, c := range campaigns {
 		if !strings.HasPrefix(c.ID, "imp-") {
 			continue
