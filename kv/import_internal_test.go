@@ -37,6 +37,23 @@ func openTestDB(t *testing.T) *DB {
 	return db
 }
 
+// beginImport creates cliente c1 and its campaign k and begins an import
+// into k.
+func beginImport(t *testing.T, db *DB, ctx context.Context) *Import {
+	t.Helper()
+	if err := db.CreateCliente(context.Background(), engine.Cliente{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateCampaign(context.Background(), engine.Campaign{ID: "k", Cliente: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	imp, err := db.BeginImport(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imp
+}
+
 // phoneIndex returns every entry of a cliente's phone index.
 func phoneIndex(t *testing.T, db *DB, cliente string) []string {
 	t.Helper()
@@ -173,16 +190,7 @@ func TestImport_AbortRemovesWrittenIndexRuns(t *testing.T) {
 	smallBatches(t)
 	db := openTestDB(t)
 	ctx := context.Background()
-	if err := db.CreateCliente(ctx, engine.Cliente{ID: "c1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateCampaign(ctx, engine.Campaign{ID: "k", Cliente: "c1"}); err != nil {
-		t.Fatal(err)
-	}
-	imp, err := db.BeginImport(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	imp := beginImport(t, db, ctx)
 	for i := range 100 {
 		if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: fmt.Sprintf("+5491155%06d", i*7919%1000)}); err != nil {
 			t.Fatal(err)
@@ -203,16 +211,7 @@ func TestImport_AbortRemovesWrittenIndexRuns(t *testing.T) {
 func TestImport_RefusesNonE164(t *testing.T) {
 	db := openTestDB(t)
 	ctx := context.Background()
-	if err := db.CreateCliente(ctx, engine.Cliente{ID: "c1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateCampaign(ctx, engine.Campaign{ID: "k", Cliente: "c1"}); err != nil {
-		t.Fatal(err)
-	}
-	imp, err := db.BeginImport(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	imp := beginImport(t, db, ctx)
 	defer imp.Abort()
 	for _, p := range []string{"", "+", "5491155550001", "+0541", "+54 9", "+5491155550001234"} {
 		if err := imp.Add(ctx, NewEnvio{Line: 2, Telefono: p}); err == nil {
@@ -249,18 +248,9 @@ func TestPhoneNum_OrderAndRoundTrip(t *testing.T) {
 func TestImport_BackgroundStagingErrorFailsTheImport(t *testing.T) {
 	smallBatches(t)
 	db := openTestDB(t)
-	if err := db.CreateCliente(context.Background(), engine.Cliente{ID: "c1"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateCampaign(context.Background(), engine.Campaign{ID: "k", Cliente: "c1"}); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	imp, err := db.BeginImport(ctx, "k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	imp := beginImport(t, db, ctx)
 	var addErr error
 	for i := 0; i < 1000 && addErr == nil; i++ {
 		if i == 30 {
@@ -280,7 +270,7 @@ func TestImport_BackgroundStagingErrorFailsTheImport(t *testing.T) {
 	if idx := phoneIndex(t, db, "c1"); len(idx) != 0 {
 		t.Fatalf("failed import left index entries: %v", idx)
 	}
-	imp, err = db.BeginImport(context.Background(), "k")
+	imp, err := db.BeginImport(context.Background(), "k")
 	if err != nil {
 		t.Fatalf("campaign not importable after a failed import: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -24,27 +25,11 @@ func TestOpen_MigratesSchema1(t *testing.T) {
 	}
 	kvtest.MustCampaign(t, db, "a", 1)
 	kvtest.MustCampaign(t, db, "b", 1)
-	path := db.Path()
 	db.Close()
 	// Make it look like schema 1: no index, version 1.
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket([]byte("app.bycliente")); err != nil {
-			return err
-		}
-		return tx.Bucket([]byte("app.meta")).Put([]byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+	db = reopenAsSchema(t, dir, 1, func(tx *bolt.Tx) error {
+		return tx.DeleteBucket([]byte("app.bycliente"))
 	})
-	bdb.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err = kv.Open(dir, kv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer db.Close()
 	cs, err := db.Campaigns(context.Background(), "c1")
 	if err != nil || len(cs) != 2 || cs[0].ID != "a" || cs[1].ID != "b" {
@@ -94,11 +79,7 @@ func TestOpen_MigratesSchema2JSONEnvios(t *testing.T) {
 	path := db.Path()
 	db.Close()
 	// Make it look like schema 2: JSON envíos, version 2.
-	bdb, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = bdb.Update(func(tx *bolt.Tx) error {
+	db = reopenAsSchema(t, dir, 2, func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte("app.envios")).Bucket([]byte("a"))
 		for _, e := range before {
 			v, err := json.Marshal(e)
@@ -109,16 +90,8 @@ func TestOpen_MigratesSchema2JSONEnvios(t *testing.T) {
 				return err
 			}
 		}
-		return tx.Bucket([]byte("app.meta")).Put([]byte("schema"), []byte{0, 0, 0, 0, 0, 0, 0, 2})
+		return nil
 	})
-	bdb.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err = kv.Open(dir, kv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	after, err := db.Envios(ctx, "a", 0, 100, "")
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +103,7 @@ func TestOpen_MigratesSchema2JSONEnvios(t *testing.T) {
 		t.Fatalf("verify after migration: %+v %v", rep, err)
 	}
 	db.Close()
-	bdb, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,4 +116,29 @@ func TestOpen_MigratesSchema2JSONEnvios(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// reopenAsSchema rewrites the closed data dir's file with edit, marks it as
+// schema version, and opens it with kv (which migrates it).
+func reopenAsSchema(t *testing.T, dir string, version uint64, edit func(*bolt.Tx) error) *kv.DB {
+	t.Helper()
+	bdb, err := bolt.Open(filepath.Join(dir, kv.FileName), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		if err := edit(tx); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("app.meta")).Put([]byte("schema"), binary.BigEndian.AppendUint64(nil, version))
+	})
+	bdb.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
