@@ -13,16 +13,19 @@ package main
 // (path in the log) in LEADMASTER_ARTIFACTS, default the temp directory.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,6 +36,7 @@ import (
 	"github.com/chromedp/chromedp"
 	signallog "go.mau.fi/libsignal/logger"
 
+	"leadmaster/engine"
 	"leadmaster/kv"
 	"leadmaster/wasim"
 )
@@ -145,6 +149,205 @@ func (s *browserStack) call(t *testing.T, method, path string, body, out any) {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
 	}
+}
+
+// events subscribes to the admin API's event stream of a cliente (GET
+// /api/events, text/event-stream), as the page does. When it returns, the
+// server holds the subscription: no event of what the test does next is
+// missed. The stream is closed, and its reader waited for, when the test
+// ends.
+func (s *browserStack) events(t *testing.T, cliente string) <-chan engine.Event {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.url+"/api/events?cliente="+cliente, nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if ct := res.Header.Get("Content-Type"); res.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "text/event-stream") {
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		cancel()
+		t.Fatalf("GET /api/events: %s, %s: %s", res.Status, ct, b)
+	}
+	// The server subscribes before it answers; its first words say so.
+	r := bufio.NewReader(res.Body)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			res.Body.Close()
+			cancel()
+			t.Fatalf("GET /api/events: %v before \": connected\"", err)
+		}
+		if strings.TrimRight(line, "\r\n") == ": connected" {
+			break
+		}
+	}
+	ch := make(chan engine.Event, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(ch)
+		var typ string
+		var data []byte
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch line = strings.TrimRight(line, "\r\n"); {
+			case line == "": // the end of an event
+				var ev engine.Event
+				if typ != "" && json.Unmarshal(data, &ev) == nil {
+					ev.Type = typ
+					select {
+					case ch <- ev:
+					case <-ctx.Done():
+						return
+					}
+				}
+				typ, data = "", nil
+			case strings.HasPrefix(line, "event:"):
+				typ = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
+			case strings.HasPrefix(line, "data:"):
+				data = append(data, strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " ")...)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		res.Body.Close()
+		<-done
+	})
+	return ch
+}
+
+// settled: no receipt moves the envío any more. The simulator reads every
+// message it gets, so a sent envío settles at leido.
+func settled(s engine.State) bool { return s == engine.Leido || s.Final() && !s.Sent() }
+
+// settle waits on events (opened before the work began, see events) until
+// every envío of the campaign has settled: leido, fallido, omitido or
+// cancelado. The envíos are listed after the stream was opened, so an envío
+// that settles after the listing does so in an event still to be read; the
+// settled states are absorbing, so the order of the events does not matter.
+// It returns each envío's settled state.
+func (s *browserStack) settle(b *browser, events <-chan engine.Event, cliente, campaign string, timeout time.Duration) map[uint64]engine.State {
+	b.t.Helper()
+	began := time.Now()
+	var list struct {
+		Items []struct {
+			Seq    uint64       `json:"seq"`
+			Estado engine.State `json:"estado"`
+		} `json:"items"`
+		Next string `json:"next"`
+	}
+	s.call(b.t, "GET", "/api/clientes/"+cliente+"/campaigns/"+campaign+"/envios?limit=1000", nil, &list)
+	if list.Next != "" || len(list.Items) == 0 {
+		b.fail("every envío settles", fmt.Sprintf("%d envíos listed, next %q: the test expects one page of them", len(list.Items), list.Next))
+	}
+	last := map[uint64]engine.State{} // every envío's latest known state
+	open := 0
+	for _, e := range list.Items {
+		last[e.Seq] = e.Estado
+		if !settled(e.Estado) {
+			open++
+		}
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for open > 0 {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				b.fail("every envío settles", "the event stream ended")
+			}
+			was, mine := last[ev.Envio]
+			if ev.Type != "envio" || ev.Campaign != campaign || !mine || settled(was) {
+				continue
+			}
+			last[ev.Envio] = ev.To
+			if settled(ev.To) {
+				open--
+			}
+		case <-timer.C:
+			var waiting []string
+			for _, seq := range slices.Sorted(maps.Keys(last)) {
+				if st := last[seq]; !settled(st) {
+					waiting = append(waiting, fmt.Sprintf("%d:%s", seq, st))
+				}
+			}
+			b.fail("every envío settles", fmt.Sprintf("after %v, %d of %d envíos still unsettled (envío:last state seen) %s", timeout, open, len(last), strings.Join(waiting, " ")))
+		}
+	}
+	b.t.Logf("ok   %-64s %5dms", fmt.Sprintf("every envío of %s settled (%d)", campaign, len(last)), time.Since(began).Milliseconds())
+	return last
+}
+
+// tally counts states, as the API's conteos do (zeros left out).
+func tally(states map[uint64]engine.State) map[string]int {
+	m := map[string]int{}
+	for _, s := range states {
+		m[string(s)]++
+	}
+	return m
+}
+
+// apiCounts is the campaign's stats from the API, its conteos without zeros.
+func (s *browserStack) apiCounts(t *testing.T, cliente, campaign string) (counts map[string]int, total int, estado string) {
+	t.Helper()
+	var stats struct {
+		Conteos map[string]int `json:"conteos"`
+		Total   int            `json:"total"`
+		Estado  string         `json:"estado"`
+	}
+	s.call(t, "GET", "/api/clientes/"+cliente+"/campaigns/"+campaign+"/stats", nil, &stats)
+	counts = map[string]int{}
+	for st, n := range stats.Conteos {
+		if n != 0 {
+			counts[st] = n
+		}
+	}
+	return counts, stats.Total, stats.Estado
+}
+
+// pageCounts waits until the page's #counts shows want (state -> n, zeros
+// left out), or for timeout, and returns what it shows. The wait is a
+// MutationObserver on #counts, which the page re-renders on each envío
+// event and each stats re-read: no polling.
+func (b *browser) pageCounts(want map[string]int, timeout time.Duration) map[string]int {
+	b.t.Helper()
+	began := time.Now()
+	w, _ := json.Marshal(want)
+	expr := fmt.Sprintf(`new Promise((resolve) => {
+  const want = %s, box = document.querySelector('#counts');
+  const shown = () => {
+    const m = {};
+    for (const d of box.querySelectorAll('[data-state]')) {
+      const n = Number(d.querySelector('dd')?.dataset.n || 0);
+      if (n) m[d.dataset.state] = n;
+    }
+    return m;
+  };
+  const same = (m) => Object.keys(m).length === Object.keys(want).length && Object.keys(want).every((k) => m[k] === want[k]);
+  if (same(shown())) { resolve(shown()); return; }
+  let obs, timer;
+  const done = () => { obs.disconnect(); clearTimeout(timer); resolve(shown()); };
+  obs = new MutationObserver(() => { if (same(shown())) done(); });
+  timer = setTimeout(done, %d);
+  obs.observe(box, {childList: true, subtree: true, attributes: true, characterData: true});
+})`, w, timeout.Milliseconds())
+	ctx, cancel := context.WithTimeout(b.ctx, timeout+10*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]int](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.fail("the page's counts", err.Error())
+	}
+	b.t.Logf("ok   %-64s %5dms", "the page's counts, once they match or time out", time.Since(began).Milliseconds())
+	return got
 }
 
 // The CSV the operator uploads: 12 good rows, then rows the importer
@@ -435,6 +638,9 @@ func TestBrowser(t *testing.T) {
 	b.docSizes("campana-reporte")
 
 	// 5. Start; pause while it runs; resume; it ends with every count final.
+	// The test follows the envíos on the API's event stream, opened before
+	// the start.
+	events := st.events(t, cliente)
 	b.step("start the campaña and watch the progress bar move",
 		chromedp.Click(`#act-start`),
 		chromedp.WaitVisible(`#campaign-estado[data-state="activa"]`),
@@ -457,57 +663,19 @@ func TestBrowser(t *testing.T) {
 		chromedp.WaitVisible(`#campaign-estado[data-state="terminada"]`),
 	)
 	// Receipts keep coming after the last send: the counts are final when
-	// the page shows what the API says and neither moves for a while.
-	var stats struct {
-		Conteos map[string]int `json:"conteos"`
-		Total   int            `json:"total"`
-		Estado  string         `json:"estado"`
-	}
-	states := []string{"pendiente", "enviando", "enviado", "entregado", "leido", "fallido", "omitido", "cancelado"}
-	pageCounts := func() map[string]int {
-		m := map[string]int{}
-		for _, s := range states {
-			if n := b.num(fmt.Sprintf(`#counts [data-state=%q] dd`, s)); n != 0 {
-				m[s] = n
-			}
-		}
-		return m
-	}
-	apiCounts := func() map[string]int {
-		st.call(t, "GET", "/api/clientes/demo/campaigns/bienvenida/stats", nil, &stats)
-		m := map[string]int{}
-		for s, n := range stats.Conteos {
-			if n != 0 {
-				m[s] = n
-			}
-		}
-		return m
-	}
-	var final map[string]int
-	for deadline, stable := time.Now().Add(20*time.Second), 0; ; {
-		api, page := apiCounts(), pageCounts()
-		if fmt.Sprint(api) == fmt.Sprint(page) && fmt.Sprint(api) == fmt.Sprint(final) {
-			stable++
-		} else {
-			stable = 0
-		}
-		final = api
-		if stable >= 10 && api["leido"] == good || stable >= 20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.fail("counts reach their final values", fmt.Sprintf("page shows %v, API says %v", page, api))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.check("the counts reach their final values, as the API says", stats.Total == good && stats.Estado == "terminada" &&
-		final["enviado"]+final["entregado"]+final["leido"] == good, "final counts %v, total %d, estado %s", final, stats.Total, stats.Estado)
-	if final["leido"] != good {
-		t.Logf("note: %d of %d envíos never got to leido (%v): a receipt was lost", good-final["leido"], good, final)
-	}
+	// the event stream has shown every envío read (a lost receipt fails
+	// here, naming the envío). Then the API is asked once, and the page
+	// must show what it says.
+	final := st.settle(b, events, cliente, campaign, 60*time.Second)
+	api, total, estado := st.apiCounts(t, cliente, campaign)
+	want := map[string]int{"leido": good}
+	b.check("every envío read: the counts are final, as the API says", maps.Equal(tally(final), want) && maps.Equal(api, want) && total == good && estado == "terminada",
+		"envíos settled %v, API counts %v, total %d, estado %s; want %v", tally(final), api, total, estado, want)
+	page := b.pageCounts(api, 20*time.Second)
+	b.check("the page's counts are the API's", maps.Equal(page, api), "page shows %v, API says %v", page, api)
 	b.step("the chart counts every envío sent",
 		waitJS(fmt.Sprintf(`document.querySelector('#chart [data-series="sent"]')?.textContent === '%d'`, good)),
-		waitJS(fmt.Sprintf(`document.querySelector('#chart [data-series="read"]')?.textContent === '%d'`, final["leido"])),
+		waitJS(fmt.Sprintf(`document.querySelector('#chart [data-series="read"]')?.textContent === '%d'`, good)),
 	)
 	polylines := b.evalInt(`document.querySelectorAll('#chart svg polyline').length`)
 	b.check("the chart draws sent, delivered and read", polylines == 3, "%d series drawn, want 3", polylines)
@@ -516,6 +684,9 @@ func TestBrowser(t *testing.T) {
 	low := b.evalString(contrastJS)
 	b.check("the finished campaign's view: text contrast at least WCAG AA", low == "", "low contrast:\n%s", low)
 	b.doc("campana-terminada-escritorio.png")
+
+	page = b.pageCounts(api, 0)
+	b.check("the page's counts stay the API's", maps.Equal(page, api), "page shows %v, API says %v", page, api)
 
 	// 6. English switch, and the phone-sized layout.
 	b.step("switch to English", chromedp.Click(`#lang`))
@@ -689,6 +860,7 @@ func TestBrowserDemo(t *testing.T) {
 	}
 	token := url[strings.Index(url, "#token=")+len("#token="):]
 	api := &browserStack{url: url[:strings.Index(url, "/#")], token: token}
+	events := api.events(t, "demo") // before the scan starts the campaign
 
 	b.step("open the printed link: the demo cliente with its QR",
 		chromedp.Navigate(url),
@@ -704,31 +876,15 @@ func TestBrowserDemo(t *testing.T) {
 		waitJS(`document.querySelector('#campaign-progress').dataset.done === document.querySelector('#campaign-progress').dataset.total`),
 		waitJS(`document.querySelectorAll('#replies-table tr.baja').length > 0`),
 	)
-	var stats struct {
-		Conteos map[string]int `json:"conteos"`
-		Total   int            `json:"total"`
-	}
-	var api1, page map[string]int
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		api.call(t, "GET", "/api/clientes/demo/campaigns/bienvenida/stats", nil, &stats)
-		api1, page = map[string]int{}, map[string]int{}
-		for s, n := range stats.Conteos {
-			if n != 0 {
-				api1[s] = n
-			}
-			if m := b.num(fmt.Sprintf(`#counts [data-state=%q] dd`, s)); m != 0 {
-				page[s] = m
-			}
-		}
-		if fmt.Sprint(api1) == fmt.Sprint(page) {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.fail("the page's counts are the API's", fmt.Sprintf("page %v, API %v", page, api1))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	b.check("the page's counts are the API's", stats.Total > 0 && api1["pendiente"] == 0 && api1["enviando"] == 0, "final counts %v", api1)
+	// Receipts and opt-outs keep coming after the last send: the counts are
+	// final when the event stream has shown every envío settled; then the
+	// API is asked once, and the page must show what it says.
+	final := api.settle(b, events, "demo", "bienvenida", 60*time.Second)
+	api1, total, _ := api.apiCounts(t, "demo", "bienvenida")
+	b.check("the events and the API agree on the final counts", total > 0 && total == len(final) && maps.Equal(tally(final), api1) && api1["pendiente"] == 0 && api1["enviando"] == 0,
+		"envíos settled %v, API counts %v, total %d", tally(final), api1, total)
+	page := b.pageCounts(api1, 20*time.Second)
+	b.check("the page's counts are the API's", maps.Equal(page, api1), "page shows %v, API says %v", page, api1)
 	t.Logf("demo campaign: %v", api1)
 	bajas := b.evalInt(`document.querySelectorAll('#replies-table tr.baja').length`)
 	journal := b.evalInt(`document.querySelectorAll('#journal-table tbody tr').length`)
