@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -123,6 +124,11 @@ type Engine struct {
 	runCtx   context.Context
 	wg       sync.WaitGroup
 	receipts map[string][]Receipt // msg id -> receipts that arrived before the enviado commit
+
+	// publishing serializes commit-then-publish per envío (striped), so an
+	// envío's events go out in the order its transitions were committed: a
+	// receipt's entregado cannot overtake the worker's enviado.
+	publishing [64]sync.Mutex
 }
 
 // New returns an engine; Run starts it.
@@ -197,6 +203,13 @@ func (e *Engine) poke(cliente string) {
 	}
 }
 
+// envioStripe picks one of n publishing locks for an envío.
+func envioStripe(r Ref, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(r.Campaign))
+	return int((h.Sum32() ^ uint32(r.Seq)*0x9E3779B1) % uint32(n))
+}
+
 func (e *Engine) randDuration(min, max time.Duration) time.Duration {
 	if max <= min {
 		return min
@@ -212,8 +225,20 @@ func (e *Engine) backoff(attempt int) time.Duration {
 	return Backoff(attempt, e.cfg.BackoffBase, e.cfg.BackoffMax, e.rng)
 }
 
-// apply commits transitions and publishes them.
+// apply commits transitions and publishes them, each envío's events in
+// the order of its commits. Transitions of different envíos still commit
+// together (group commit).
 func (e *Engine) apply(ctx context.Context, ts ...Transition) error {
+	var stripes [len(e.publishing)]bool
+	for _, t := range ts {
+		stripes[envioStripe(t.Envio, len(stripes))] = true
+	}
+	for i := range stripes { // in index order: no lock-order cycles
+		if stripes[i] {
+			e.publishing[i].Lock()
+			defer e.publishing[i].Unlock()
+		}
+	}
 	if err := e.store.Apply(ctx, ts...); err != nil {
 		return err
 	}

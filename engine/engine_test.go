@@ -33,6 +33,12 @@ type harness struct {
 // in-memory gateway; campaign "k" of cliente "c1" has n envíos.
 func newHarness(t *testing.T, n int, rate engine.Rate, cfg engine.Config) *harness {
 	t.Helper()
+	return newHarnessWrapped(t, n, rate, cfg, nil)
+}
+
+// newHarnessWrapped is newHarness with the engine's store wrapped.
+func newHarnessWrapped(t *testing.T, n int, rate engine.Rate, cfg engine.Config, wrap func(*kv.DB) engine.Store) *harness {
+	t.Helper()
 	db, _ := kvtest.MustOpen(t, kv.Options{})
 	kvtest.MustCampaign(t, db, "k", n)
 	ctx := context.Background()
@@ -47,7 +53,11 @@ func newHarness(t *testing.T, n int, rate engine.Rate, cfg engine.Config) *harne
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Rand = rand.New(rand.NewPCG(1, 2))
-	h.eng = engine.New(db, h.gw, cfg)
+	var store engine.Store = db
+	if wrap != nil {
+		store = wrap(db)
+	}
+	h.eng = engine.New(store, h.gw, cfg)
 	var unsub func()
 	h.events, unsub = h.eng.Events().Subscribe(1 << 16)
 	rctx, cancel := context.WithCancel(ctx)
@@ -387,4 +397,64 @@ func TestEngine_SessionLostEveryTimeIsBounded(t *testing.T) {
 		t.Fatalf("envío 2: %s", e.State)
 	}
 	h.checkNoLie()
+}
+
+// ackRacingStore delivers a receipt for every envío the moment its enviado
+// is committed, before the engine can publish that enviado, and gives the
+// receipt up to grace to be applied and published first.
+type ackRacingStore struct {
+	*kv.DB
+	eng   atomic.Pointer[engine.Engine]
+	grace time.Duration
+}
+
+func (s *ackRacingStore) Apply(ctx context.Context, ts ...engine.Transition) error {
+	if err := s.DB.Apply(ctx, ts...); err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if t.To != engine.Enviado {
+			continue
+		}
+		e, err := s.DB.Envio(ctx, t.Envio)
+		if err != nil {
+			return err
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.eng.Load().Receipt(engine.Receipt{Cliente: e.Cliente, MsgIDs: []string{e.MsgID}, Kind: engine.ReceiptDelivered, At: t0})
+		}()
+		select {
+		case <-done: // the receipt went all the way through first
+		case <-time.After(s.grace): // it waits for this envío's publication
+		}
+	}
+	return nil
+}
+
+// Each envío's events are published in the order of its commits: a
+// receipt arriving right after the enviado commit cannot publish its
+// entregado before the worker publishes the enviado.
+func TestEngine_EventsOfAnEnvioFollowItsCommits(t *testing.T) {
+	rs := &ackRacingStore{grace: 300 * time.Millisecond}
+	h := newHarnessWrapped(t, 3, engine.Rate{MinDelay: time.Second, MaxDelay: time.Second}, engine.Config{},
+		func(db *kv.DB) engine.Store { rs.DB = db; return rs })
+	rs.eng.Store(h.eng)
+	h.eng.StartCampaign(context.Background(), "k")
+	last := map[uint64]engine.State{}
+	delivered := 0
+	h.until("every envío entregado", func(ev engine.Event) bool {
+		if ev.Type != "envio" {
+			return false
+		}
+		if was, ok := last[ev.Envio]; ok && ev.From != was {
+			t.Fatalf("envío %d: event %s -> %s published after one that left it %s", ev.Envio, ev.From, ev.To, was)
+		}
+		last[ev.Envio] = ev.To
+		if ev.To == engine.Entregado {
+			delivered++
+		}
+		return delivered == 3
+	})
 }
