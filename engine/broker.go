@@ -7,7 +7,7 @@ import (
 
 // Event is something an operator's page may want to see live.
 type Event struct {
-	Type     string        `json:"type"` // session | envio | campaign
+	Type     string        `json:"type"` // session | envio | campaign | reply
 	At       time.Time     `json:"at"`
 	Session  *SessionEvent `json:"session,omitempty"`
 	Cliente  string        `json:"cliente,omitempty"`
