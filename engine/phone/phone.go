@@ -21,9 +21,12 @@
 // its per-call cost: validator.go compiles, once, the library's own metadata
 // (the patterns and possible lengths of every region's number types and
 // leading digits, taken from the collection the library loaded) and evaluates
-// IsValidNumber's own procedure on them. The rules are the library's
-// metadata, not rules written here; a differential test and a fuzz target
-// compare both answers.
+// IsValidNumber's own procedure on them. Likewise, numbers written without
+// "+" or "00" are parsed by national.go, which evaluates ParseToNumber's
+// steps for a string of digits (international prefix, calling code, national
+// prefix and its transform rule, possible lengths) on the library's metadata
+// compiled once. The rules are the library's metadata, not rules written
+// here; differential tests and fuzz targets compare both answers.
 //
 // The result is canonical: two spellings of the same number normalize to the
 // same string, so the E.164 string itself is the key for de-duplication and
@@ -115,9 +118,10 @@ func Normalize(raw, defaultRegion string) (string, error) {
 }
 
 // normalize is Normalize; fast enables the shortcut for international
-// numbers and the validator of validator.go. Without it, every number goes
-// through phonenumbers.ParseToNumber and phonenumbers.IsValidNumber: the
-// tests compare both.
+// numbers, the parser of national.go for the others and the validator of
+// validator.go. Without it, every number goes through
+// phonenumbers.ParseToNumber and phonenumbers.IsValidNumber: the tests
+// compare both.
 func normalize(raw, defaultRegion string, fast bool) (string, error) {
 	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
 	if region != "" && !ValidRegion(region) {
@@ -210,15 +214,21 @@ func scan(s string) (clean string, digits int, plus bool, err error) {
 }
 
 // parse runs libphonenumber on s and returns the E.164 form of a valid number
-// or the reason it is not one. With fast, validity is validNumber's answer,
-// otherwise phonenumbers.IsValidNumber's (the same, but slower).
+// or the reason it is not one. With fast, s without a '+' is parsed by
+// parseNational and validity is validNumber's answer, otherwise
+// phonenumbers.ParseToNumber's and phonenumbers.IsValidNumber's (the same,
+// but slower).
 func parse(s, region string, fast bool) (string, error) {
 	valid := phonenumbers.IsValidNumber
 	if fast {
 		valid = validNumber
 	}
 	var n phonenumbers.PhoneNumber
-	if err := phonenumbers.ParseToNumber(s, region, &n); err != nil {
+	parseToNumber := phonenumbers.ParseToNumber
+	if fast && !strings.HasPrefix(s, "+") {
+		parseToNumber = parseNational // same result: national.go
+	}
+	if err := parseToNumber(s, region, &n); err != nil {
 		switch {
 		case errors.Is(err, phonenumbers.ErrInvalidCountryCode):
 			return "", ErrCountry
