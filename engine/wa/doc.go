@@ -50,6 +50,14 @@
 //     separate goroutines. A Connected whose socket dropped before it was
 //     dispatched is ignored when the client has no socket at that moment;
 //     if the reconnect's handshake already finished, it is not detectable.
+//     A Disconnected that finds the new socket up closes the gate and
+//     confirms the login with a request; a Connected that finds the gate
+//     open leaves it open, so the requests in flight go on.
+//   - A socket dropped with a send in flight makes whatsmeow race with
+//     itself (retryFrame and autoReconnect both write an exsync.Event
+//     field under a read lock; FrameSocket.closed is read and written
+//     unlocked): -race reports it, so the tests that do it skip under
+//     -race and `make test` runs them without.
 //   - whatsmeow.WACertPubKey is process-wide: Options.Configure pointing
 //     clients at wasim makes the whole process talk to the simulator.
 package wa

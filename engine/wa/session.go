@@ -370,8 +370,16 @@ func (s *session) handle(c *conn, evt any) {
 		s.teardownLocked(c)
 		s.setLocked(engine.SessionError, "", fmt.Sprintf("pairing failed: %v", e.Error), engine.EventDisconnected, "pair error", nil)
 	case *events.Connected:
-		s.openGateLocked()
 		c.retries = 0
+		if s.live {
+			// confirmLogin opened the gate on this socket first (its
+			// request can be answered before whatsmeow's post-login
+			// requests are), or the previous socket's Disconnected is still
+			// on its way and will close it. Reopening would cut the
+			// requests in flight on a live socket.
+			return
+		}
+		s.openGateLocked()
 		s.setLocked(engine.SessionReady, "", "", engine.EventConnected, "", nil)
 	case *events.Disconnected:
 		s.lostLocked("connection lost; whatsmeow reconnects", "socket closed")

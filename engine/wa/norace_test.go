@@ -1,0 +1,5 @@
+//go:build !race
+
+package wa_test
+
+const raceEnabled = false
