@@ -383,14 +383,18 @@ func (s *session) handle(c *conn, evt any) {
 		s.setLocked(engine.SessionReady, "", "", engine.EventConnected, "", nil)
 	case *events.Disconnected:
 		s.lostLocked("connection lost; whatsmeow reconnects", "socket closed")
-		if c.cli.IsConnected() {
-			// whatsmeow dispatches events from separate goroutines: after a
-			// fast reconnect the old socket's Disconnected can arrive after
-			// the new socket's Connected, and no other Connected will come.
-			// Ask the server whether this socket's login stands.
-			jid := c.jid
-			s.m.goTracked(func() { s.confirmLogin(c, jid) })
-		}
+		// whatsmeow dispatches events from separate goroutines: after a
+		// fast reconnect the old socket's Disconnected can arrive after
+		// the new socket's Connected, and no other Connected will come.
+		// If a socket is up, ask the server whether its login stands.
+		// IsConnected waits for a reconnect's whole dial and handshake, so
+		// it is asked outside s.mu: State, Ready and Send stay answerable.
+		jid := c.jid
+		s.m.goTracked(func() {
+			if c.cli.IsConnected() {
+				s.confirmLogin(c, jid)
+			}
+		})
 	case *events.StreamError:
 		s.lostLocked("stream error "+e.Code, "stream error "+e.Code)
 	case *events.KeepAliveTimeout:
@@ -437,9 +441,12 @@ func (s *session) confirmLogin(c *conn, jid types.JID) {
 	if _, err := c.cli.IsOnWhatsApp(ctx, []string{"+" + jid.User}); err != nil {
 		return // a real loss: whatsmeow's reconnect (or ours) brings READY
 	}
+	if !c.cli.IsConnected() { // outside s.mu: it may wait for a handshake
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.c != c || s.cur.State != engine.SessionDisconnected || !c.cli.IsConnected() {
+	if s.c != c || s.cur.State != engine.SessionDisconnected {
 		return
 	}
 	s.openGateLocked()
