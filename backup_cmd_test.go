@@ -41,8 +41,7 @@ func TestCLI_BackupRestore(t *testing.T) {
 		t.Fatalf("garbage: %d %s", code, errOut)
 	}
 	raw, _ := os.ReadFile(backup)
-	i := strings.Index(string(raw), `{"seq":2,"time":"`)
-	raw[i+20] ^= 1
+	raw = tamperJournalRecord(t, raw, 2)
 	tampered := filepath.Join(t.TempDir(), "tampered.db")
 	os.WriteFile(tampered, raw, 0o600)
 	if code, _, errOut := run(t, "restore", "--data", empty, tampered); code == 0 || !strings.Contains(errOut, "record 2") {

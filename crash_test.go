@@ -90,8 +90,8 @@ const (
 // crashPhone is the i-th recipient (E.164, Buenos Aires mobile).
 func crashPhone(i int) string { return fmt.Sprintf("+54911%08d", 50000000+i) }
 
-// Every 50th recipient is not on WhatsApp (its envío ends fallido), every
-// 4th reads what it gets, the others only deliver.
+// Every 50th recipient is not on WhatsApp (the number check omits its
+// envío), every 4th reads what it gets, the others only deliver.
 func crashUnregistered(i int) bool { return i%50 == 7 }
 
 func runCrash(t *testing.T, cfg crashConfig) {
@@ -136,7 +136,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 
 	token := "crash-admin-token-" + strconv.FormatInt(cfg.seed, 36)
 	serveArgs := []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--wasim", sim.addr,
-		"--log-format", "json", "--number-check=false", "--send-timeout", cfg.sendTimeout.String()}
+		"--log-format", "json", "--number-check-every", "50ms", "--send-timeout", cfg.sendTimeout.String()}
 	runs := 0
 	startServe := func() *serveProc {
 		runs++
@@ -298,8 +298,20 @@ func checkCrashInvariants(t *testing.T, cfg crashConfig, envios []engine.Envio, 
 	}
 	counts := map[engine.State]int{}
 	envioOf := map[string]engine.Envio{} // msg id -> envío
+	unregistered := map[string]bool{}
+	for i := range cfg.envios {
+		if crashUnregistered(i) {
+			unregistered[crashPhone(i)] = true
+		}
+	}
 	for _, e := range envios {
 		counts[e.State]++
+		switch {
+		case unregistered[e.Telefono] && e.State.Sent():
+			t.Errorf("envío %s to %s, not on WhatsApp, is %s", e.Ref, e.Telefono, e.State)
+		case !unregistered[e.Telefono] && e.Reason == engine.ReasonNotOnWhatsApp:
+			t.Errorf("envío %s to %s, on WhatsApp, ended %s %s", e.Ref, e.Telefono, e.State, e.Reason)
+		}
 		if e.MsgID != "" {
 			envioOf[e.MsgID] = e
 		}

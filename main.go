@@ -235,14 +235,32 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 	adminToken := fs.String("admin-token", "", "admin token (better from the environment, LEADMASTER_ADMIN_TOKEN); empty: generated at the first start and logged once")
 	numberCheck := fs.Bool("number-check", true, "check that a phone is on WhatsApp before its first message (cached, batched)")
 	sendTimeout := fs.Duration("send-timeout", 30*time.Second, "longest wait for WhatsApp's ack of one message")
+	checkEvery := fs.Duration("number-check-every", 10*time.Second, "at most one WhatsApp number check (a batch of up to 50 phones) per this interval and cliente")
+	backoffBase := fs.Duration("backoff-base", 30*time.Second, "first wait before a failed envío is retried (doubles, with jitter)")
+	backoffMax := fs.Duration("backoff-max", 30*time.Minute, "longest wait between retries")
+	breakerFailures := fs.Int("breaker-failures", 5, "consecutive failed sends that pause a cliente's sending")
+	breakerCooldown := fs.Duration("breaker-cooldown", 10*time.Minute, "how long sending stays paused after those failures")
 	wasimAddr := fs.String("wasim", "", "talk to a standalone WhatsApp simulator at this address instead of WhatsApp (tests)")
 	return func(ctx context.Context, env *cmdEnv) error {
+		for name, d := range map[string]time.Duration{"send-timeout": *sendTimeout, "number-check-every": *checkEvery,
+			"backoff-base": *backoffBase, "backoff-max": *backoffMax, "breaker-cooldown": *breakerCooldown} {
+			if d <= 0 {
+				return fmt.Errorf("--%s must be positive, not %v: %w", name, d, errUsage)
+			}
+		}
+		if *breakerFailures <= 0 || *backoffMax < *backoffBase {
+			return fmt.Errorf("--breaker-failures must be positive and --backoff-max at least --backoff-base: %w", errUsage)
+		}
 		db, err := env.open(false)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
-		cfg := applianceConfig{listen: *listen, adminToken: *adminToken, numberCheck: *numberCheck, sendTimeout: *sendTimeout}
+		cfg := applianceConfig{listen: *listen, adminToken: *adminToken, numberCheck: *numberCheck, sendTimeout: *sendTimeout,
+			engineCfg: func(c *engine.Config) {
+				c.NumberCheckEvery, c.BackoffBase, c.BackoffMax = *checkEvery, *backoffBase, *backoffMax
+				c.BreakerThreshold, c.BreakerCooldown = *breakerFailures, *breakerCooldown
+			}}
 		if *wasimAddr != "" {
 			cfg.configure = wasimConfigure(*wasimAddr)
 		}

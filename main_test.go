@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +67,9 @@ func TestCLI_BadUsage(t *testing.T) {
 		{"import", "--data", t.TempDir(), "file.csv"},           // no cliente/campaign
 		{"journal", "rewrite", "--data", t.TempDir()},           // unknown subcommand
 		{"serve", "--log-format", "xml", "--data", t.TempDir()}, // bad flag value
+		{"serve", "--backoff-base", "0s", "--data", t.TempDir()},
+		{"serve", "--backoff-base", "1h", "--backoff-max", "1m", "--data", t.TempDir()},
+		{"serve", "--breaker-failures", "-1", "--data", t.TempDir()},
 		{"import", "--cliente", "NO SPACES", "--campaign", "k", "--create", "--data", t.TempDir(), "examples/contactos.csv"},
 	} {
 		if code, _, errOut := run(t, args...); code != 2 || errOut == "" {
@@ -77,6 +81,27 @@ func TestCLI_BadUsage(t *testing.T) {
 	}
 }
 
+// tamperJournalRecord changes one byte of journal record seq in a copy of
+// a data file: in every copy of it, since freed pages may still hold old
+// copies of the live one.
+func tamperJournalRecord(t *testing.T, raw []byte, seq int) []byte {
+	t.Helper()
+	marker := []byte(fmt.Sprintf(`{"seq":%d,"time":"`, seq))
+	n := 0
+	for off := 0; ; n++ {
+		i := bytes.Index(raw[off:], marker)
+		if i < 0 {
+			break
+		}
+		off += i + len(marker)
+		raw[off+3] ^= 1 // a digit of the year
+	}
+	if n == 0 {
+		t.Fatalf("journal record %d not found", seq)
+	}
+	return raw
+}
+
 func TestCLI_VerifyNamesTamperedRecord(t *testing.T) {
 	data := t.TempDir()
 	if code, out, errOut := run(t, "import", "--data", data, "--create", "--cliente", "demo", "--campaign", "k", "examples/contactos.csv"); code != 0 {
@@ -84,12 +109,7 @@ func TestCLI_VerifyNamesTamperedRecord(t *testing.T) {
 	}
 	path := filepath.Join(data, "leadmaster.db")
 	raw, _ := os.ReadFile(path)
-	i := bytes.Index(raw, []byte(`{"seq":2,"time":"`))
-	if i < 0 {
-		t.Fatal("record 2 not found")
-	}
-	raw[i+20] ^= 1
-	os.WriteFile(path, raw, 0o600)
+	os.WriteFile(path, tamperJournalRecord(t, raw, 2), 0o600)
 	code, out, _ := run(t, "journal", "verify", "--data", data)
 	if code != 1 || !strings.Contains(out, "FAILED at record 2") {
 		t.Fatalf("verify: %d %s", code, out)
