@@ -32,7 +32,8 @@ type Store interface {
 	Suppressed(ctx context.Context, cliente, phone string) (bool, error)
 	KnownNumbers(ctx context.Context, cliente string, phones []string, since time.Time) (map[string]bool, error)
 	SaveNumbers(ctx context.Context, cliente string, checks map[string]bool) error
-	SentSince(ctx context.Context, cliente string, since time.Time) (map[string][]time.Time, error)
+	// SentSince: cliente -> campaign -> times of enviado, newest first.
+	SentSince(ctx context.Context, since time.Time) (map[string]map[string][]time.Time, error)
 }
 
 // Config tunes the engine. The zero value gets the defaults below.
@@ -159,10 +160,16 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
+	// What each cliente sent in the last day, so caps and windows hold
+	// across a restart: one read of the journal for all of them.
+	sent, err := e.store.SentSince(ctx, e.cfg.Clock.Now().Add(-25*time.Hour))
+	if err != nil {
+		return fmt.Errorf("engine: recent sends: %w", err)
+	}
 	e.mu.Lock()
 	e.runCtx = ctx
 	for _, c := range clientes {
-		e.startWorkerLocked(c.ID)
+		e.startWorkerLocked(c.ID, sent[c.ID])
 	}
 	e.mu.Unlock()
 	<-ctx.Done()
@@ -175,12 +182,13 @@ func (e *Engine) AddCliente(id string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.runCtx != nil {
-		e.startWorkerLocked(id)
+		e.startWorkerLocked(id, nil) // new: nothing sent yet
 	}
 }
 
-// startWorkerLocked starts a cliente's worker. e.mu must be held.
-func (e *Engine) startWorkerLocked(cliente string) {
+// startWorkerLocked starts a cliente's worker with what it sent recently
+// (campaign -> times, newest first). e.mu must be held.
+func (e *Engine) startWorkerLocked(cliente string, sent map[string][]time.Time) {
 	if _, ok := e.workers[cliente]; ok || e.runCtx.Err() != nil {
 		return
 	}
@@ -189,7 +197,7 @@ func (e *Engine) startWorkerLocked(cliente string) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		w.run(e.runCtx)
+		w.run(e.runCtx, sent)
 	}()
 }
 

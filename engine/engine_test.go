@@ -57,15 +57,21 @@ func newHarnessWrapped(t *testing.T, n int, rate engine.Rate, cfg engine.Config,
 	if wrap != nil {
 		store = wrap(db)
 	}
+	h.start(store, cfg)
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+// start runs a new engine on store (the harness's data file).
+func (h *harness) start(store engine.Store, cfg engine.Config) {
 	h.eng = engine.New(store, h.gw, cfg)
 	var unsub func()
 	h.events, unsub = h.eng.Events().Subscribe(1 << 16)
-	rctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.eng.Run(rctx); close(done) }()
-	h.stop = func() { cancel(); <-done; unsub() }
-	t.Cleanup(h.stop)
-	return h
+	var once sync.Once
+	h.stop = func() { once.Do(func() { cancel(); <-done; unsub() }) }
 }
 
 // until drives the fake clock, timer by timer, until an event matches.
@@ -456,5 +462,36 @@ func TestEngine_EventsOfAnEnvioFollowItsCommits(t *testing.T) {
 			delivered++
 		}
 		return delivered == 3
+	})
+}
+
+// The hourly cap counts what was sent before a restart: the new engine
+// reads the journal's last day for every cliente.
+func TestEngine_CapsHoldAcrossARestart(t *testing.T) {
+	cfg := engine.Config{}
+	h := newHarness(t, 10, engine.Rate{MinDelay: time.Second, MaxDelay: time.Second, HourlyCap: 3}, cfg)
+	ctx := context.Background()
+	h.eng.StartCampaign(ctx, "k")
+	sent := 0
+	var first time.Time
+	h.until("three sent", func(ev engine.Event) bool {
+		if ev.To == engine.Enviado {
+			if sent++; sent == 1 {
+				first = ev.At
+			}
+		}
+		return sent == 3
+	})
+	h.stop()
+	cfg.Clock, cfg.Logger, cfg.Rand = h.clock, slog.New(slog.DiscardHandler), rand.New(rand.NewPCG(3, 4))
+	h.start(h.db, cfg)
+	h.until("the fourth send", func(ev engine.Event) bool {
+		if ev.To != engine.Enviado {
+			return false
+		}
+		if ev.At.Before(first.Add(time.Hour)) {
+			t.Fatalf("fourth send at %v, %v after the first: the restart forgot the hourly cap of 3", ev.At, ev.At.Sub(first))
+		}
+		return true
 	})
 }

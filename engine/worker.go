@@ -49,17 +49,15 @@ func (w *worker) wait(ctx context.Context, t time.Time) {
 	}
 }
 
-func (w *worker) run(ctx context.Context) {
+func (w *worker) run(ctx context.Context, sent map[string][]time.Time) {
 	e := w.e
 	w.scriptErrors = map[string]int{}
 	if cl, err := e.store.Cliente(ctx, w.cliente); err == nil {
 		w.log.start = cl.CreatedAt
 	}
-	if sent, err := e.store.SentSince(ctx, w.cliente, e.cfg.Clock.Now().Add(-25*time.Hour)); err == nil {
-		for c, ts := range sent {
-			for i := len(ts) - 1; i >= 0; i-- { // journal order was newest first
-				w.log.add(c, ts[i])
-			}
+	for c, ts := range sent {
+		for i := len(ts) - 1; i >= 0; i-- { // newest first: add oldest first
+			w.log.add(c, ts[i])
 		}
 	}
 	for ctx.Err() == nil {

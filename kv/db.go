@@ -64,6 +64,7 @@ type DB struct {
 	done    chan struct{}
 	serial  sync.Mutex // one writer at a time in Serial mode
 	imports sync.Map   // campaign -> struct{}: imports running in this process
+	visible sync.Map   // campaign -> visibleMark: its decoded visible mark
 }
 
 // Open opens (creating it if needed) DATA/leadmaster.db in dir, migrates the

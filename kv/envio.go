@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -41,14 +42,41 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 	return b.Put(key, data)
 }
 
+// visibleMark is a campaign's visible mark with the stored campaign it was
+// decoded from: every envío read checks the mark, and decoding the
+// campaign's JSON each time cost more than the rest of the read.
+type visibleMark struct {
+	raw     []byte
+	visible uint64
+}
+
+// visibleOf returns a campaign's visible mark inside tx.
+func (db *DB) visibleOf(tx *bolt.Tx, campaign string) (uint64, error) {
+	v := tx.Bucket(bucketCampaigns).Get([]byte(campaign))
+	if v == nil {
+		return 0, fmt.Errorf("campaña %q: %w", campaign, engine.ErrNotFound)
+	}
+	if m, ok := db.visible.Load(campaign); ok && bytes.Equal(m.(visibleMark).raw, v) {
+		return m.(visibleMark).visible, nil
+	}
+	var c struct {
+		Visible uint64 `json:"visible"`
+	}
+	if err := json.Unmarshal(v, &c); err != nil {
+		return 0, fmt.Errorf("campaña %q: decode: %w", campaign, err)
+	}
+	db.visible.Store(campaign, visibleMark{raw: bytes.Clone(v), visible: c.Visible})
+	return c.Visible, nil
+}
+
 // getEnvio reads a visible envío inside tx.
-func getEnvio(tx *bolt.Tx, r engine.Ref) (engine.Envio, error) {
+func (db *DB) getEnvio(tx *bolt.Tx, r engine.Ref) (engine.Envio, error) {
 	var e engine.Envio
-	c, err := getCampaign(tx, r.Campaign)
+	visible, err := db.visibleOf(tx, r.Campaign)
 	if err != nil {
 		return e, err
 	}
-	if r.Seq == 0 || r.Seq > c.Visible {
+	if r.Seq == 0 || r.Seq > visible {
 		return e, fmt.Errorf("envío %s: %w", r, engine.ErrNotFound)
 	}
 	b, err := sub(tx, bucketEnvios, r.Campaign, false)
@@ -71,7 +99,7 @@ func (db *DB) Envio(ctx context.Context, r engine.Ref) (engine.Envio, error) {
 	var e engine.Envio
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		var err error
-		e, err = getEnvio(tx, r)
+		e, err = db.getEnvio(tx, r)
 		return err
 	})
 	return e, err
@@ -89,7 +117,7 @@ func (db *DB) EnvioByMsgID(ctx context.Context, msgID string) (engine.Envio, err
 		if err != nil {
 			return err
 		}
-		e, err = getEnvio(tx, engine.Ref{Campaign: c, Seq: seq})
+		e, err = db.getEnvio(tx, engine.Ref{Campaign: c, Seq: seq})
 		return err
 	})
 	return e, err

@@ -28,7 +28,7 @@ func (db *DB) EnviosByPhone(ctx context.Context, cliente, phone string) ([]engin
 			if err != nil {
 				return err
 			}
-			e, err := getEnvio(tx, engine.Ref{Campaign: campaign, Seq: seq})
+			e, err := db.getEnvio(tx, engine.Ref{Campaign: campaign, Seq: seq})
 			if err != nil {
 				continue // staged by an import in progress: not visible
 			}
@@ -134,11 +134,11 @@ func (db *DB) SaveNumbers(ctx context.Context, cliente string, checks map[string
 	})
 }
 
-// SentSince returns the times of a cliente's -> enviado transitions after
-// since, per campaign, read backwards from the end of the journal (the rate
-// limiter's memory across restarts).
-func (db *DB) SentSince(ctx context.Context, cliente string, since time.Time) (map[string][]time.Time, error) {
-	out := map[string][]time.Time{}
+// SentSince returns the times of the -> enviado transitions after since,
+// per cliente and campaign, newest first: the rate limiters' memory across
+// restarts. One backward read of the journal's tail serves every cliente.
+func (db *DB) SentSince(ctx context.Context, since time.Time) (map[string]map[string][]time.Time, error) {
+	out := map[string]map[string][]time.Time{}
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketJournal).Cursor()
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
@@ -149,8 +149,11 @@ func (db *DB) SentSince(ctx context.Context, cliente string, since time.Time) (m
 			if e.Time.Before(since) {
 				return nil
 			}
-			if e.Kind == engine.KindTransition && e.To == engine.Enviado && e.Cliente == cliente {
-				out[e.Campaign] = append(out[e.Campaign], e.Time)
+			if e.Kind == engine.KindTransition && e.To == engine.Enviado {
+				if out[e.Cliente] == nil {
+					out[e.Cliente] = map[string][]time.Time{}
+				}
+				out[e.Cliente][e.Campaign] = append(out[e.Cliente][e.Campaign], e.Time)
 			}
 		}
 		return nil

@@ -45,7 +45,7 @@ func (w *wtx) apply(ts []engine.Transition) error {
 	for _, t := range ts {
 		p := work[t.Envio]
 		if p == nil {
-			e, err := getEnvio(w.tx, t.Envio)
+			e, err := w.db.getEnvio(w.tx, t.Envio)
 			if err != nil {
 				return err
 			}
