@@ -310,3 +310,32 @@ func TestPhoneTable_LikeAMap(t *testing.T) {
 		}
 	}
 }
+
+// A journal record that claims to import far more envíos than the stored
+// campaign has (chained correctly, as a forger with the code would write
+// it) fails Verify by name instead of making the replay allocate for them.
+func TestVerify_RefusesAnImportBeyondTheCampaign(t *testing.T) {
+	db, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	imp := beginImport(t, db, ctx)
+	if err := imp.Add(ctx, NewEnvio{Line: 2, Telefono: "+5491155550001"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imp.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = db.write(ctx, func(w *wtx) error {
+		return abort(w.appendEntry(engine.Entry{Kind: engine.KindImport, Cliente: "c1", Campaign: "k", FirstSeq: 2, LastSeq: 1 << 40}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := db.Verify(ctx, nil)
+	if err != nil || rep.OK || !strings.Contains(rep.Problem, "does not have") {
+		t.Fatalf("verify = %+v %v, want the forged import named", rep, err)
+	}
+}
