@@ -45,9 +45,10 @@ var (
 	// importChunk is how many rows are staged per write transaction.
 	importChunk = 8192
 	// indexRun is how many phone index entries an import holds in memory
-	// (about 24 bytes each) before it sorts them and writes them in key
-	// order: inserted in arrival order, a million random phones dirty
-	// nearly every page of the index in every transaction.
+	// (a 16-byte slot each in a table kept under 3/4 full) before it sorts
+	// them and writes them in key order: inserted in arrival order, a
+	// million random phones dirty nearly every page of the index in every
+	// transaction.
 	indexRun = 1 << 20
 	// indexChunk is how many sorted phone index entries are written per
 	// write transaction.
