@@ -16,7 +16,9 @@ import (
 // "event: session|envio|campaign|reply" with an engine.Event as data;
 // "event: stats" with an engine.Stats, at most once per StatsInterval for
 // each campaign that changed (the campaign counters, so a page need not
-// count transitions itself); and a ": heartbeat" comment every Heartbeat.
+// count transitions itself); "event: lost" with {"lost": n} when this stream
+// has missed n events in all because the client read too slowly (reload
+// what is shown); and a ": heartbeat" comment every Heartbeat.
 // A cliente key sees only its own cliente's events; the admin sees all, or
 // one cliente's with ?cliente=.
 func (s *Server) handleEvents(c *fiber.Ctx) error {
@@ -28,7 +30,8 @@ func (s *Server) handleEvents(c *fiber.Ctx) error {
 		}
 		filter = p.Cliente
 	}
-	events, unsubscribe := s.eng.Events().Subscribe(256)
+	sub := s.eng.Events().Open(s.opts.EventBuffer)
+	events := sub.C
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderConnection, "keep-alive")
@@ -39,12 +42,13 @@ func (s *Server) handleEvents(c *fiber.Ctx) error {
 	s.met.sseClients.Inc()
 	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer s.met.sseClients.Dec()
-		defer unsubscribe()
+		defer sub.Close()
 		tick := time.NewTicker(heartbeat)
 		defer tick.Stop()
 		statsTick := time.NewTicker(statsEvery)
 		defer statsTick.Stop()
 		dirty := map[string]bool{} // campaigns whose counters changed since the last stats event
+		var lost uint64            // events this stream missed, as last told to the client
 		fmt.Fprint(w, "retry: 3000\n: connected\n\n")
 		if w.Flush() != nil {
 			return
@@ -84,6 +88,12 @@ func (s *Server) handleEvents(c *fiber.Ctx) error {
 				if ev.Campaign != "" && (ev.Type == "envio" || ev.Type == "campaign") {
 					dirty[ev.Campaign] = true
 				}
+			}
+			if n := sub.Lost(); n > lost {
+				// The client missed events (it read too slowly): it should
+				// reload what it shows rather than trust its deltas.
+				lost = n
+				fmt.Fprintf(w, "event: lost\ndata: {\"lost\":%d}\n\n", n)
 			}
 			if w.Flush() != nil {
 				return // the client went away

@@ -262,3 +262,51 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A stream that falls behind tells its client how many events it lost, so
+// the page reloads instead of trusting its deltas.
+func TestSSE_TellsTheClientWhatItLost(t *testing.T) {
+	h := newHarness(t, func(o *admin.Options) { o.EventBuffer, o.Heartbeat = 1, 10*time.Millisecond })
+	h.setup()
+	base, _ := h.serve()
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	res := httpDo(t, client, "GET", base+"/api/events", adminTok, "", nil)
+	defer res.Body.Close()
+	r := bufio.NewReader(res.Body)
+	if line, _ := r.ReadString('\n'); !strings.HasPrefix(line, "retry:") {
+		t.Fatalf("first line %q", line)
+	}
+	lost := make(chan string, 1)
+	go func() {
+		defer close(lost)
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line == "event: lost\n" {
+				data, _ := r.ReadString('\n')
+				lost <- data
+				return
+			}
+		}
+	}()
+	// Far more events than a one-event buffer holds, as fast as they come.
+	deadline := time.After(10 * time.Second)
+	for {
+		for range 1000 {
+			h.eng.Events().Publish(engine.Event{Type: "reply", Cliente: "c1", Reason: "hola"})
+		}
+		select {
+		case data, ok := <-lost:
+			if !ok || !strings.HasPrefix(data, `data: {"lost":`) {
+				t.Fatalf("lost frame %q (stream open: %v)", data, ok)
+			}
+			return
+		case <-deadline:
+			t.Fatalf("no lost frame after %d events dropped in all", h.eng.Events().Dropped())
+		default:
+		}
+	}
+}

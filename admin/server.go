@@ -94,6 +94,9 @@ type Options struct {
 	// Heartbeat is the SSE comment interval (default 15s); StatsInterval
 	// the most often a stream sends a campaign's counters (default 1s).
 	Heartbeat, StatsInterval time.Duration
+	// EventBuffer is how many live events one SSE stream may fall behind
+	// before it loses some (default 256).
+	EventBuffer int
 	// LockoutAfter bad tokens from one address lock it out for
 	// LockoutBase, doubling per further failure up to LockoutMax
 	// (defaults 5, 1s, 5m).
@@ -133,6 +136,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxQRTimeout <= 0 {
 		o.MaxQRTimeout = 60 * time.Second
+	}
+	if o.EventBuffer <= 0 {
+		o.EventBuffer = 256
 	}
 	if o.Heartbeat <= 0 {
 		o.Heartbeat = 15 * time.Second

@@ -372,14 +372,17 @@ function connectEvents() {
   const es = new EventSource(url);
   S.events = es;
   let lost = false;
+  const resync = () => { // reload what events we missed would have changed
+    loadSession();
+    loadCampaigns();
+    loadReplies();
+  };
   es.onopen = () => {
     $('#conn').textContent = t('live.on');
     $('#conn').dataset.live = 'on';
-    if (lost) { // resync what we may have missed
+    if (lost) {
       lost = false;
-      loadSession();
-      loadCampaigns();
-      loadReplies();
+      resync();
     }
   };
   es.onerror = () => {
@@ -397,6 +400,7 @@ function connectEvents() {
   on('envio', onEnvio);
   on('campaign', onCampaign);
   on('reply', () => reloadReplies());
+  es.addEventListener('lost', resync); // the server dropped events this page read too slowly
   es.onmessage = (m) => { // unnamed events: dispatch on type
     let d;
     try { d = JSON.parse(m.data); } catch { return; }

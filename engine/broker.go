@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,43 +21,66 @@ type Event struct {
 }
 
 // Broker fans events out to subscribers. A subscriber that does not keep
-// up loses events (counted), it never blocks the engine. Its zero value is
-// ready for use.
+// up loses events (counted, in all and per subscription), it never blocks
+// the engine. Its zero value is ready for use.
 type Broker struct {
 	mu      sync.Mutex
-	subs    map[chan Event]struct{}
+	subs    map[*Subscription]struct{}
 	dropped uint64
+}
+
+// Subscription is one subscriber's stream of events.
+type Subscription struct {
+	C    <-chan Event
+	ch   chan Event
+	lost atomic.Uint64
+	once sync.Once
+	b    *Broker
+}
+
+// Lost is how many events this subscription missed because its buffer was
+// full: a subscriber that saw it grow should reload what it shows.
+func (s *Subscription) Lost() uint64 { return s.lost.Load() }
+
+// Close ends the subscription and closes C.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		s.b.mu.Lock()
+		delete(s.b.subs, s)
+		s.b.mu.Unlock()
+		close(s.ch)
+	})
+}
+
+// Open starts a subscription with room for buffer events.
+func (b *Broker) Open(buffer int) *Subscription {
+	ch := make(chan Event, buffer)
+	s := &Subscription{C: ch, ch: ch, b: b}
+	b.mu.Lock()
+	if b.subs == nil {
+		b.subs = map[*Subscription]struct{}{}
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	return s
 }
 
 // Subscribe returns a channel of events and a function that ends the
 // subscription (and closes the channel).
 func (b *Broker) Subscribe(buffer int) (<-chan Event, func()) {
-	ch := make(chan Event, buffer)
-	b.mu.Lock()
-	if b.subs == nil {
-		b.subs = map[chan Event]struct{}{}
-	}
-	b.subs[ch] = struct{}{}
-	b.mu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			b.mu.Lock()
-			delete(b.subs, ch)
-			b.mu.Unlock()
-			close(ch)
-		})
-	}
+	s := b.Open(buffer)
+	return s.C, s.Close
 }
 
 // Publish sends ev to every subscriber that has room.
 func (b *Broker) Publish(ev Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for ch := range b.subs {
+	for s := range b.subs {
 		select {
-		case ch <- ev:
+		case s.ch <- ev:
 		default:
+			s.lost.Add(1)
 			b.dropped++
 		}
 	}

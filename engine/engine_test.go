@@ -495,3 +495,26 @@ func TestEngine_CapsHoldAcrossARestart(t *testing.T) {
 		return true
 	})
 }
+
+// A subscription that does not keep up loses events, counted for it and in
+// all; Close closes its channel.
+func TestBroker_CountsLostEventsPerSubscription(t *testing.T) {
+	var b engine.Broker
+	slow, fast := b.Open(1), b.Open(8)
+	for range 3 {
+		b.Publish(engine.Event{Type: "reply"})
+	}
+	if slow.Lost() != 2 || fast.Lost() != 0 || b.Dropped() != 2 || len(slow.C) != 1 || len(fast.C) != 3 {
+		t.Fatalf("lost %d/%d, dropped %d, queued %d/%d", slow.Lost(), fast.Lost(), b.Dropped(), len(slow.C), len(fast.C))
+	}
+	slow.Close()
+	slow.Close() // twice is fine
+	b.Publish(engine.Event{Type: "reply"})
+	if _, ok := <-slow.C; !ok {
+		t.Fatal("the queued event is gone")
+	}
+	if _, ok := <-slow.C; ok {
+		t.Fatal("a closed subscription received an event")
+	}
+	fast.Close()
+}
