@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -25,6 +26,7 @@ type appliance struct {
 	engine   *engine.Engine
 	admin    *admin.Server
 	ln       net.Listener
+	log      *slog.Logger
 }
 
 // applianceConfig is what serve and demo set.
@@ -69,7 +71,7 @@ func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, err
 		mgr.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.listen, err)
 	}
-	return &appliance{db: db, sessions: mgr, engine: eng, admin: srv, ln: ln}, nil
+	return &appliance{db: db, sessions: mgr, engine: eng, admin: srv, ln: ln, log: env.log}, nil
 }
 
 // run serves until ctx ends, then stops in order: the admin API (no new
@@ -77,15 +79,26 @@ func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, err
 func (a *appliance) run(ctx context.Context) error {
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
+	// An engine that stops by itself (it could not start) stops the
+	// appliance too: serving a page while nothing sends would hide it.
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
 	engineDone := make(chan error, 1)
-	go func() { engineDone <- a.engine.Run(engineCtx) }()
-	if err := a.sessions.StartAll(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	go func() {
+		err := a.engine.Run(engineCtx)
+		if err != nil && engineCtx.Err() == nil {
+			a.log.Error("the send engine stopped; stopping", "err", err)
+			stopServing()
+		}
+		engineDone <- err
+	}()
+	if err := a.sessions.StartAll(serveCtx); err != nil && !errors.Is(err, context.Canceled) {
 		stopEngine()
 		<-engineDone
 		a.sessions.Close()
 		return fmt.Errorf("start sessions: %w", err)
 	}
-	adminErr := a.admin.Serve(ctx, a.ln)
+	adminErr := a.admin.Serve(serveCtx, a.ln)
 	stopEngine()
 	engineErr := <-engineDone
 	sessErr := a.sessions.Close()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	bolt "go.etcd.io/bbolt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,5 +175,37 @@ func TestExampleEnvFileMatchesServeFlags(t *testing.T) {
 		if !strings.Contains(help, "-"+flagName+" ") && !strings.Contains(help, "-"+flagName+"\n") {
 			t.Errorf("%s sets --%s, which serve does not have", name, flagName)
 		}
+	}
+}
+
+// A send engine that cannot start (here: the journal's tail does not
+// decode, so the recent sends behind the caps are unknown) stops serve with
+// an error that names the fix, instead of serving a page while nothing sends.
+func TestServe_StopsWhenTheEngineCannotStart(t *testing.T) {
+	data := t.TempDir()
+	if code, out, errOut := run(t, "import", "--data", data, "--create", "--cliente", "demo", "--campaign", "k", "examples/contactos.csv"); code != 0 {
+		t.Fatal(out, errOut)
+	}
+	db, err := bolt.Open(filepath.Join(data, "leadmaster.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("app.journal"))
+		k, v := b.Cursor().Last()
+		v = bytes.Clone(v)
+		v[32] = 'x' // the payload's opening brace, after the 32-byte hash
+		return b.Put(bytes.Clone(k), v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := Main(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--log-format", "text"}, strings.NewReader(""), &out, &errOut)
+	if ctx.Err() != nil || code == 0 || !strings.Contains(errOut.String(), "journal verify") {
+		t.Fatalf("serve: exit %d after %v (deadline hit: %v)\n%s", code, ctx.Err(), ctx.Err() != nil, errOut.String())
 	}
 }

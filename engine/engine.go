@@ -156,6 +156,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	if n > 0 {
 		e.log.Info("recovered envíos left in enviando", "count", n)
 	}
+	// From here on AddCliente starts the worker of a new cliente itself;
+	// the ones listed below are started here (a cliente in both is started
+	// once).
+	e.mu.Lock()
+	e.runCtx = ctx
+	e.mu.Unlock()
 	clientes, err := e.store.Clientes(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
@@ -164,10 +170,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	// across a restart: one read of the journal for all of them.
 	sent, err := e.store.SentSince(ctx, e.cfg.Clock.Now().Add(-25*time.Hour))
 	if err != nil {
-		return fmt.Errorf("engine: recent sends: %w", err)
+		return fmt.Errorf("engine: reading the recent sends from the journal (leadmaster journal verify tells what is wrong): %w", err)
 	}
 	e.mu.Lock()
-	e.runCtx = ctx
 	for _, c := range clientes {
 		e.startWorkerLocked(c.ID, sent[c.ID])
 	}

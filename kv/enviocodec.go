@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -169,7 +170,7 @@ func (r *envioReader) header(e *engine.Envio) {
 		r.fail("time flags")
 	}
 	attempts := r.uvarint("attempts")
-	if attempts > 1<<31 {
+	if attempts > math.MaxInt32 {
 		r.fail("attempts")
 	}
 	e.Attempts = int(attempts)

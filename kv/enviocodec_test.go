@@ -99,3 +99,17 @@ func FuzzDecodeEnvio(f *testing.F) {
 		}
 	})
 }
+
+// State codes are stored: one each, never shared.
+func TestEnvioCodec_StateCodesAreDistinct(t *testing.T) {
+	seen := map[byte]engine.State{}
+	for s, c := range stateCodes {
+		if other, dup := seen[c]; dup || c == 0 {
+			t.Fatalf("code %d of %s is 0 or also %s's", c, s, other)
+		}
+		seen[c] = s
+	}
+	if len(stateCodes) != len(engine.States) {
+		t.Fatalf("%d codes for %d states", len(stateCodes), len(engine.States))
+	}
+}

@@ -94,6 +94,23 @@ func (db *DB) BeginImport(ctx context.Context, campaign string) (*Import, error)
 		return nil, fmt.Errorf("campaña %q: %w", campaign, ErrImportRunning)
 	}
 	imp := &Import{db: db, campaign: campaign, digest: sha256.New(), chunk: map[phoneNum]struct{}{}}
+	// A marker with no import running in this process is one whose Abort
+	// could not remove its rows (a failed write): remove them now, or this
+	// import would inherit their phone index entries.
+	var stale bool
+	if err := db.view(ctx, func(tx *bolt.Tx) error {
+		stale = tx.Bucket(bucketImports).Get([]byte(campaign)) != nil
+		return nil
+	}); err != nil {
+		db.imports.Delete(campaign)
+		return nil, fmt.Errorf("begin import: %w", err)
+	}
+	if stale {
+		if err := db.dropStaged(campaign); err != nil {
+			db.imports.Delete(campaign)
+			return nil, fmt.Errorf("begin import: remove the rows of a failed import: %w", err)
+		}
+	}
 	err := db.write(ctx, func(w *wtx) error {
 		c, err := getCampaign(w.tx, campaign)
 		if err != nil {
@@ -114,7 +131,8 @@ func (db *DB) BeginImport(ctx context.Context, campaign string) (*Import, error)
 }
 
 // Add queues one row; every importChunk rows are staged in one transaction.
-// The phone must be E.164.
+// The phone must be E.164. ctx must last the whole import: chunks are
+// staged with it in the background after Add returns.
 func (imp *Import) Add(ctx context.Context, row NewEnvio) error {
 	if imp.done {
 		return errors.New("import already finished")
@@ -236,7 +254,10 @@ func (imp *Import) stage(ctx context.Context, rows []NewEnvio) error {
 		return nil
 	})
 	if err != nil {
-		imp.digest.(encoding.BinaryUnmarshaler).UnmarshalBinary(before)
+		// The import is dead; the digest is restored all the same.
+		if rerr := imp.digest.(encoding.BinaryUnmarshaler).UnmarshalBinary(before); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return fmt.Errorf("stage import rows: %w", err)
 	}
 	for _, e := range res.entries {
@@ -321,6 +342,11 @@ func (imp *Import) Commit(ctx context.Context) (ImportReport, error) {
 		c, err := getCampaign(w.tx, imp.campaign)
 		if err != nil {
 			return err
+		}
+		// Cancelled or finished while the file was read: its envíos would
+		// stay pendiente for ever.
+		if c.Status == engine.Terminada || c.Status == engine.Cancelada {
+			return fmt.Errorf("campaña %q became %s during the import: %w", c.ID, c.Status, engine.ErrConflict)
 		}
 		if imp.report.Accepted == 0 {
 			return abort(w.tx.Bucket(bucketImports).Delete([]byte(imp.campaign)))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -337,5 +338,71 @@ func TestVerify_RefusesAnImportBeyondTheCampaign(t *testing.T) {
 	rep, err := db.Verify(ctx, nil)
 	if err != nil || rep.OK || !strings.Contains(rep.Problem, "does not have") {
 		t.Fatalf("verify = %+v %v, want the forged import named", rep, err)
+	}
+}
+
+// An import into a campaign cancelled while its file was read is refused at
+// the commit: its envíos would stay pendiente for ever.
+func TestImport_CommitRefusesACampaignCancelledMeanwhile(t *testing.T) {
+	db := openTestDB(t)
+	ctx := context.Background()
+	imp := beginImport(t, db, ctx)
+	if err := imp.Add(ctx, NewEnvio{Line: 2, Telefono: "+5491155550001"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateCampaign(ctx, "k", func(c *engine.Campaign) error { c.Status = engine.Cancelada; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imp.Commit(ctx); !errors.Is(err, engine.ErrConflict) {
+		t.Fatalf("commit into a cancelled campaign: %v, want ErrConflict", err)
+	}
+	if c, _ := db.Counts(ctx, "k"); c.Total() != 0 {
+		t.Fatalf("counts %v after a refused import", c)
+	}
+	if idx := phoneIndex(t, db, "c1"); len(idx) != 0 {
+		t.Fatalf("refused import left index entries: %v", idx)
+	}
+}
+
+// When an Abort could not remove its rows (a failed write), the next import
+// into the campaign removes them first instead of inheriting their phone
+// index entries.
+func TestBeginImport_RemovesWhatAFailedAbortLeft(t *testing.T) {
+	smallBatches(t)
+	db := openTestDB(t)
+	ctx := context.Background()
+	imp := beginImport(t, db, ctx)
+	for i := range 60 {
+		if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: fmt.Sprintf("+5491166%06d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := imp.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if len(phoneIndex(t, db, "c1")) == 0 {
+		t.Fatal("no index run was written: the test does not test anything")
+	}
+	// What Abort does when dropStaged fails: the import is over, its rows stay.
+	imp.done = true
+	db.imports.Delete("k")
+
+	imp, err := db.BeginImport(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: fmt.Sprintf("+5491177%06d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep, err := imp.Commit(ctx); err != nil || rep.Accepted != 5 {
+		t.Fatalf("import after a failed abort: %+v %v", rep, err)
+	}
+	if idx := phoneIndex(t, db, "c1"); len(idx) != 5 {
+		t.Fatalf("phone index has %d entries for 5 envíos: %v", len(idx), idx)
+	}
+	if got, _ := db.EnviosByPhone(ctx, "c1", "+5491166000001"); len(got) != 0 {
+		t.Fatalf("a phone of the failed import finds %v", got)
 	}
 }

@@ -81,9 +81,22 @@ func (db *DB) Verify(ctx context.Context, progress func(records uint64)) (Verify
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
+	// Bounded by the envíos actually stored too: the campaign record is
+	// not part of the chain.
 	visible := make(map[string]uint64, len(all))
-	for _, c := range all {
-		visible[c.ID] = c.Visible
+	if err := db.view(ctx, func(tx *bolt.Tx) error {
+		for _, c := range all {
+			var last uint64
+			if b, err := sub(tx, bucketEnvios, c.ID, false); err == nil && b != nil {
+				if k, _ := b.Cursor().Last(); len(k) == 8 {
+					last = binary.BigEndian.Uint64(k)
+				}
+			}
+			visible[c.ID] = min(c.Visible, last)
+		}
+		return nil
+	}); err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
 	}
 	states := map[string]*replay{}
 	imports := map[string][]importRange{}
