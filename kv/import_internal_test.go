@@ -55,6 +55,16 @@ func beginImport(t *testing.T, db *DB, ctx context.Context) *Import {
 	return imp
 }
 
+// addRows adds n rows, row i with phone(i), to imp.
+func addRows(t *testing.T, ctx context.Context, imp *Import, n int, phone func(int) string) {
+	t.Helper()
+	for i := range n {
+		if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: phone(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // phoneIndex returns every entry of a cliente's phone index.
 func phoneIndex(t *testing.T, db *DB, cliente string) []string {
 	t.Helper()
@@ -192,11 +202,7 @@ func TestImport_AbortRemovesWrittenIndexRuns(t *testing.T) {
 	db := openTestDB(t)
 	ctx := context.Background()
 	imp := beginImport(t, db, ctx)
-	for i := range 100 {
-		if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: fmt.Sprintf("+5491155%06d", i*7919%1000)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addRows(t, ctx, imp, 100, func(i int) string { return fmt.Sprintf("+5491155%06d", i*7919%1000) })
 	if len(phoneIndex(t, db, "c1")) == 0 {
 		t.Fatal("no index run was written: the test does not test anything")
 	}
@@ -372,11 +378,7 @@ func TestBeginImport_RemovesWhatAFailedAbortLeft(t *testing.T) {
 	db := openTestDB(t)
 	ctx := context.Background()
 	imp := beginImport(t, db, ctx)
-	for i := range 60 {
-		if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: fmt.Sprintf("+5491166%06d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addRows(t, ctx, imp, 60, func(i int) string { return fmt.Sprintf("+5491166%06d", i) })
 	if err := imp.wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -391,11 +393,7 @@ func TestBeginImport_RemovesWhatAFailedAbortLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 5 {
-		if err := imp.Add(ctx, NewEnvio{Line: i + 2, Telefono: fmt.Sprintf("+5491177%06d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addRows(t, ctx, imp, 5, func(i int) string { return fmt.Sprintf("+5491177%06d", i) })
 	if rep, err := imp.Commit(ctx); err != nil || rep.Accepted != 5 {
 		t.Fatalf("import after a failed abort: %+v %v", rep, err)
 	}
