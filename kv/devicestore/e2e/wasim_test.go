@@ -28,6 +28,12 @@ type client struct {
 	db  *bbolt.DB
 	c   *devicestore.Container
 	cli *whatsmeow.Client
+	// closedByServer: the server ended the connection (a logout), so
+	// close must not call Disconnect: whatsmeow's own teardown of that
+	// socket may still run, and the two race inside whatsmeow
+	// (NoiseSocket.Stop writes FrameSocket.OnDisconnect while
+	// FrameSocket.Close reads it).
+	closedByServer bool
 
 	mu      sync.Mutex
 	evs     []any
@@ -83,7 +89,9 @@ func (cl *client) close() {
 	if cl.cli == nil {
 		return
 	}
-	cl.cli.Disconnect()
+	if !cl.closedByServer {
+		cl.cli.Disconnect()
+	}
 	if cl.db != nil {
 		if err := cl.db.Close(); err != nil {
 			cl.t.Errorf("close bbolt: %v", err)
@@ -250,6 +258,7 @@ func TestWasim_LogoutDeletesDeviceAndRunsHook(t *testing.T) {
 		t.Errorf("LoggedOut = %+v", lo)
 	}
 	waitSim(t, sim, seq, wasim.EventConnClosed, jid.String())
+	cl.closedByServer = true
 	select {
 	case got := <-hooked:
 		if got != jid {
