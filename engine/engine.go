@@ -159,18 +159,27 @@ func (e *Engine) Run(ctx context.Context) error {
 	// From here on AddCliente starts the worker of a new cliente itself;
 	// the ones listed below are started here (a cliente in both is started
 	// once).
+	// Workers run on a context of their own so that a failed start can
+	// stop (and wait for) the ones AddCliente started meanwhile.
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	fail := func(err error) error {
+		stopWorkers()
+		e.wg.Wait()
+		return err
+	}
 	e.mu.Lock()
-	e.runCtx = ctx
+	e.runCtx = wctx
 	e.mu.Unlock()
 	clientes, err := e.store.Clientes(ctx)
 	if err != nil {
-		return fmt.Errorf("engine: %w", err)
+		return fail(fmt.Errorf("engine: %w", err))
 	}
 	// What each cliente sent in the last day, so caps and windows hold
 	// across a restart: one read of the journal for all of them.
 	sent, err := e.store.SentSince(ctx, e.cfg.Clock.Now().Add(-25*time.Hour))
 	if err != nil {
-		return fmt.Errorf("engine: reading the recent sends from the journal (leadmaster journal verify tells what is wrong): %w", err)
+		return fail(fmt.Errorf("engine: reading the recent sends from the journal (leadmaster journal verify tells what is wrong): %w", err))
 	}
 	e.mu.Lock()
 	for _, c := range clientes {
