@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"time"
 
 	"go.mau.fi/whatsmeow"
@@ -57,9 +58,16 @@ func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, err
 	}
 	eng := engine.New(db, mgr, ecfg)
 	inbound.Set(eng)
+	// Uploads wait in DATA/uploads for their import; a crash's leftovers
+	// imported nothing and go.
+	spool := filepath.Join(filepath.Dir(db.Path()), "uploads")
+	if err := admin.CleanSpool(spool); err != nil {
+		mgr.Close()
+		return nil, fmt.Errorf("clean %s: %w", spool, err)
+	}
 	srv, err := admin.New(admin.Options{
 		Engine: eng, Data: db, Sessions: mgr, UI: assets.FS, Logger: env.log, Outbox: db,
-		AdminToken: cfg.adminToken, DemoScan: cfg.demoScan,
+		AdminToken: cfg.adminToken, DemoScan: cfg.demoScan, SpoolDir: spool,
 	})
 	if err != nil {
 		mgr.Close()

@@ -5,6 +5,8 @@ import (
 	"context"
 	"image/png"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -480,4 +482,39 @@ func TestGeneratedAdminToken(t *testing.T) {
 		t.Fatalf("second server: %v %v", res, err)
 	}
 	res.Body.Close()
+}
+
+// An upload that cannot be stored for its import is refused with 507 and
+// imports nothing; leftovers of a crash are removed by CleanSpool.
+func TestUpload_SpoolFailureAndCleanup(t *testing.T) {
+	h := newHarness(t, nil)
+	key1, _ := h.setup()
+	// The spool directory's place is taken by a file.
+	if err := os.RemoveAll(h.spool); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.spool, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := h.journalLen()
+	r := h.doCT("POST", "/api/clientes/c1/campaigns/k1/envios", key1, "text/csv", "telefono\n+5491123456709\n")
+	if r.Status != 507 || !strings.Contains(string(r.Body), "no_space") {
+		t.Fatalf("upload with no spool: %d %s", r.Status, r.Body)
+	}
+	if got := h.journalLen(); got != before {
+		t.Fatalf("journal grew from %d to %d", before, got)
+	}
+
+	dir := t.TempDir()
+	for _, n := range []string{"upload-1.part", "upload-2.part", "keep.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.CleanSpool(dir); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 1 || filepath.Base(left[0]) != "keep.txt" {
+		t.Fatalf("after CleanSpool: %v", left)
+	}
 }

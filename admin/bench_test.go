@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,11 +81,12 @@ func BenchmarkSSE100(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { eng.Run(ctx); close(done) }()
-		srv, err := admin.New(admin.Options{Engine: eng, Data: db, Logger: slog.New(slog.DiscardHandler), AdminToken: adminTok, Heartbeat: time.Hour})
+		spool := filepath.Join(b.TempDir(), "uploads")
+		srv, err := admin.New(admin.Options{Engine: eng, Data: db, Logger: slog.New(slog.DiscardHandler), AdminToken: adminTok, Heartbeat: time.Hour, SpoolDir: spool})
 		if err != nil {
 			b.Fatal(err)
 		}
-		h := &harness{t: b, db: db, eng: eng, srv: srv, gw: gw}
+		h := &harness{t: b, db: db, eng: eng, srv: srv, gw: gw, spool: spool}
 		h.must(201, h.do("POST", "/api/clientes", adminTok, map[string]string{"id": "c1", "region": "AR"}))
 		h.must(201, h.do("POST", "/api/clientes/c1/campaigns", adminTok, map[string]any{"id": "k1", "plantilla": "Hola {{nombre}}",
 			"ritmo": map[string]any{"min_delay": 1, "max_delay": 1, "por_hora": 1 << 30, "por_dia": 1 << 30}}))

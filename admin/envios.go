@@ -6,7 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"io/fs"
 	"mime"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -129,7 +133,7 @@ func (s *Server) handleUploadEnvios(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	body := bytes.Clone(c.Body()) // fasthttp reuses the request buffer
+	body := c.Body() // valid until the handler returns: the job reads a spooled copy
 	switch {
 	case len(bytes.TrimSpace(body)) == 0:
 		return badRequest("the file is empty")
@@ -143,15 +147,25 @@ func (s *Server) handleUploadEnvios(c *fiber.Ctx) error {
 	if camp.Status == engine.Terminada || camp.Status == engine.Cancelada {
 		return errorf(fiber.StatusConflict, "conflict", "campaña %q is %s: it takes no more envíos", camp.ID, camp.Status)
 	}
+	// The upload goes to a file for the background job, not to a second
+	// copy in memory: a million-row CSV is tens of megabytes.
+	spool, err := spoolUpload(s.opts.SpoolDir, body)
+	if err != nil {
+		s.log.Error("spool upload", "err", err)
+		return errorf(fiber.StatusInsufficientStorage, "no_space", "the upload could not be stored for the import: %v", err)
+	}
+	size := int64(len(body))
 	id := make([]byte, 8)
 	rand.Read(id)
 	j := &job{ID: hex.EncodeToString(id), Cliente: camp.Cliente, Campaign: camp.ID, state: jobRunning, done: make(chan struct{})}
-	s.jobs.add(j, int64(len(body)))
+	s.jobs.add(j, size)
 	started := s.goTracked(func() {
 		s.met.importsRunning.Inc()
 		defer s.met.importsRunning.Dec()
 		defer close(j.done)
-		rep, err := s.data.ImportFile(s.ctx, camp.ID, format, bytes.NewReader(body), func(b int64, rows int) {
+		defer os.Remove(spool.Name())
+		defer spool.Close()
+		rep, err := s.data.ImportFile(s.ctx, camp.ID, format, spool, func(b int64, rows int) {
 			j.bytes.Store(b)
 			j.rows.Store(int64(rows))
 		})
@@ -161,7 +175,7 @@ func (s *Server) handleUploadEnvios(c *fiber.Ctx) error {
 			j.state, j.err = jobFailed, importMessage(err)
 		} else {
 			j.state = jobDone
-			j.bytes.Store(int64(len(body)))
+			j.bytes.Store(size)
 		}
 		j.mu.Unlock()
 		if err == nil {
@@ -172,10 +186,53 @@ func (s *Server) handleUploadEnvios(c *fiber.Ctx) error {
 		}
 	})
 	if !started {
+		spool.Close()
+		os.Remove(spool.Name())
 		close(j.done)
 		return errorf(fiber.StatusServiceUnavailable, "unavailable", "the server is shutting down")
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"job": j.ID})
+}
+
+// spoolUpload writes an upload to a new file in dir (created if needed)
+// and returns it open, positioned at its start. The file is unlinked by the
+// job that reads it; leftovers of a crash are removed by CleanSpool.
+func spoolUpload(dir string, body []byte) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(dir, spoolPattern)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+const spoolPattern = "upload-*.part"
+
+// CleanSpool removes the uploads a previous process left in dir (it died
+// during their import, which left nothing of them in the data file).
+func CleanSpool(dir string) error {
+	names, err := filepath.Glob(filepath.Join(dir, spoolPattern))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // importMessage is the operator's text of a failed import.

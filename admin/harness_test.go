@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ type harness struct {
 	eng   *engine.Engine
 	sess  *fakeSessions
 	srv   *admin.Server
+	spool string // the server's SpoolDir
 }
 
 // newHarness runs a real engine on a temp kv file with an in-memory gateway
@@ -53,10 +55,12 @@ func newHarness(t testing.TB, mod func(*admin.Options)) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.eng.Run(ctx); close(done) }()
-	opts := admin.Options{Engine: h.eng, Data: db, Sessions: h.sess, Logger: slog.New(slog.DiscardHandler), AdminToken: adminTok}
+	opts := admin.Options{Engine: h.eng, Data: db, Sessions: h.sess, Logger: slog.New(slog.DiscardHandler), AdminToken: adminTok,
+		SpoolDir: filepath.Join(t.TempDir(), "uploads")}
 	if mod != nil {
 		mod(&opts)
 	}
+	h.spool = opts.SpoolDir
 	srv, err := admin.New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +188,9 @@ func (h *harness) upload(cl, camp, key, csv string) map[string]any {
 	var j struct{ Job string }
 	h.must(202, h.doCT("POST", "/api/clientes/"+cl+"/campaigns/"+camp+"/envios", key, "text/csv", csv)).json(h.t, &j)
 	h.srv.WaitJob(j.Job)
+	if left, _ := filepath.Glob(filepath.Join(h.spool, "*")); len(left) != 0 {
+		h.t.Fatalf("the finished job left its upload behind: %v", left)
+	}
 	var v map[string]any
 	h.must(200, h.do("GET", "/api/clientes/"+cl+"/imports/"+j.Job, key, nil)).json(h.t, &v)
 	return v

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -97,6 +98,9 @@ type Options struct {
 	// EventBuffer is how many live events one SSE stream may fall behind
 	// before it loses some (default 256).
 	EventBuffer int
+	// SpoolDir holds uploads while their import runs (default: the
+	// system's temporary directory; the appliance uses DATA/uploads).
+	SpoolDir string
 	// LockoutAfter bad tokens from one address lock it out for
 	// LockoutBase, doubling per further failure up to LockoutMax
 	// (defaults 5, 1s, 5m).
@@ -136,6 +140,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxQRTimeout <= 0 {
 		o.MaxQRTimeout = 60 * time.Second
+	}
+	if o.SpoolDir == "" {
+		o.SpoolDir = os.TempDir()
 	}
 	if o.EventBuffer <= 0 {
 		o.EventBuffer = 256

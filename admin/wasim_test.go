@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"log/slog"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -55,8 +56,8 @@ func TestWasimQRPairAndSend(t *testing.T) {
 	go func() { eng.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; m.Close() })
 	const phone = "15550001111"
-	h := &harness{t: t, db: db, eng: eng}
-	srv, err := admin.New(admin.Options{Engine: eng, Data: db, Sessions: m, Logger: slog.New(slog.DiscardHandler), AdminToken: adminTok,
+	h := &harness{t: t, db: db, eng: eng, spool: filepath.Join(t.TempDir(), "uploads")}
+	srv, err := admin.New(admin.Options{Engine: eng, Data: db, Sessions: m, Logger: slog.New(slog.DiscardHandler), AdminToken: adminTok, SpoolDir: h.spool,
 		DemoScan: func(ctx context.Context, cliente string) error {
 			qr, err := m.WaitQR(ctx, cliente)
 			if err != nil {
