@@ -57,7 +57,12 @@
 //     itself (retryFrame and autoReconnect both write an exsync.Event
 //     field under a read lock; FrameSocket.closed is read and written
 //     unlocked): -race reports it, so the tests that do it skip under
-//     -race and `make test` runs them without.
+//     -race and `make test` runs them without. The server's close of a
+//     logged-out or replaced socket does too (an ack sent while it closes),
+//     and a Disconnect of ours during that close would race with it as well
+//     (NoiseSocket.Stop writes FrameSocket.OnDisconnect, which Close reads
+//     twice and may then start nil): such a conn is abandoned (its context
+//     canceled), never disconnected.
 //   - whatsmeow.WACertPubKey is process-wide: Options.Configure pointing
 //     clients at wasim makes the whole process talk to the simulator.
 package wa

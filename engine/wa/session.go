@@ -59,6 +59,17 @@ func (c *conn) jidString() string {
 // stop disconnects the client and ends its goroutines.
 func (c *conn) stop() {
 	c.cli.Disconnect()
+	c.abandon()
+}
+
+// abandon ends the client's goroutines without a Disconnect: canceling the
+// context the client connected with closes its socket through whatsmeow's
+// own path. It is how a conn whose stream the server ended (logged out,
+// replaced) stops: the server is closing that socket and whatsmeow is
+// tearing it down, and a Disconnect of ours during that teardown races
+// inside whatsmeow (NoiseSocket.Stop writes FrameSocket.OnDisconnect while
+// FrameSocket.Close reads it, twice, and may start it nil).
+func (c *conn) abandon() {
 	c.cancel()
 	c.once.Do(func() { close(c.first) })
 }
@@ -281,17 +292,31 @@ func (s *session) reconnectLater(c *conn, cause error, atLeast time.Duration) {
 
 // teardownLocked stops c if it is the current client.
 func (s *session) teardownLocked(c *conn) {
+	if s.detachLocked(c) && !s.m.goTracked(c.stop) {
+		go c.stop() // closing: Close stops the conns it still finds
+	}
+}
+
+// endedByServerLocked is teardownLocked for a conn whose stream the server
+// ended: it is abandoned, not disconnected (see conn.abandon).
+func (s *session) endedByServerLocked(c *conn) {
+	if s.detachLocked(c) {
+		c.abandon()
+	}
+}
+
+// detachLocked marks c stopped and closes the gate; false if c was nil or
+// already stopped.
+func (s *session) detachLocked(c *conn) bool {
 	if c == nil || c.stopped {
-		return
+		return false
 	}
 	c.stopped = true
 	if s.c == c {
 		s.c = nil
 	}
 	s.closeGateLocked()
-	if !s.m.goTracked(c.stop) {
-		go c.stop() // closing: Close stops the conns it still finds
-	}
+	return true
 }
 
 // readQR follows whatsmeow's rotating QR channel of an unpaired client.
@@ -405,7 +430,7 @@ func (s *session) handle(c *conn, evt any) {
 			s.setLocked(engine.SessionReady, "", "", engine.EventConnected, "keepalive restored", nil)
 		}
 	case *events.StreamReplaced:
-		s.teardownLocked(c)
+		s.endedByServerLocked(c)
 		s.setLocked(engine.SessionReplaced, "", "another client connected with this device and took the session over (stream replaced); start it again here to take it back", EventReplaced, "stream replaced", nil)
 	case *events.LoggedOut:
 		reason := fmt.Sprintf("logged out by the server: %s", e.Reason)
@@ -469,7 +494,7 @@ func (s *session) lostLocked(msg, reason string) {
 // store (idempotent: whatsmeow may be deleting it too), forget the
 // cliente's mapping, journal LOGGED_OUT, publish it, close done.
 func (s *session) loggedOutLocked(c *conn, jid, reason string, done chan struct{}) {
-	s.teardownLocked(c)
+	s.endedByServerLocked(c) // by the server, or by whatsmeow's Logout, which disconnected it
 	s.cur.JID = ""
 	s.setLocked(engine.SessionLoggedOut, "", reason, engine.EventLoggedOut, reason, func() {
 		if jid != "" {
