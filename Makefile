@@ -17,7 +17,7 @@ demo:
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@# Tests that provoke data races inside whatsmeow itself skip under -race; run them without.
-	$(GO) test -count=1 -timeout 10m -run 'TestFaults_EachClassEndsInItsDocumentedState|TestFaultNeverAcked|TestSendReceiptsReplies|TestFaults_LogoutMidCampaignPausesWithNothingUnacked|TestRestartAfterRemoteLogout|TestServerLogoutAndRepair|TestWasim_LogoutDeletesDeviceAndRunsHook' ./engine/e2e/ ./engine/wa/ ./wasim/ ./kv/devicestore/e2e/
+	$(GO) test -count=1 -timeout 10m -run 'TestFaults_EachClassEndsInItsDocumentedState|TestFaultNeverAcked|TestSendReceiptsReplies|TestFaults_LogoutMidCampaignPausesWithNothingUnacked|TestRestartAfterRemoteLogout|TestServerLogoutAndRepair|TestStreamReplaced|TestWasim_LogoutDeletesDeviceAndRunsHook' ./engine/e2e/ ./engine/wa/ ./wasim/ ./kv/devicestore/e2e/
 
 vet:
 	$(GO) vet ./...
