@@ -128,7 +128,7 @@ func (db *DB) EnvioByMsgID(ctx context.Context, msgID string) (engine.Envio, err
 func (db *DB) Envios(ctx context.Context, campaign string, after uint64, limit int, state engine.State) ([]engine.Envio, error) {
 	var out []engine.Envio
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		c, err := getCampaign(tx, campaign)
+		visible, err := db.visibleOf(tx, campaign)
 		if err != nil {
 			return err
 		}
@@ -139,7 +139,7 @@ func (db *DB) Envios(ctx context.Context, campaign string, after uint64, limit i
 		cur := b.Cursor()
 		for k, v := cur.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = cur.Next() {
 			seq := binary.BigEndian.Uint64(k)
-			if seq > c.Visible {
+			if seq > visible {
 				break
 			}
 			var e engine.Envio

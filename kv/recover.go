@@ -51,7 +51,7 @@ func (db *DB) Recover(ctx context.Context) (int, error) {
 func (db *DB) NextDue(ctx context.Context, campaign string, now time.Time) (engine.Due, error) {
 	var d engine.Due
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		c, err := getCampaign(tx, campaign)
+		visible, err := db.visibleOf(tx, campaign)
 		if err != nil {
 			return err
 		}
@@ -73,7 +73,7 @@ func (db *DB) NextDue(ctx context.Context, campaign string, now time.Time) (engi
 		cur := envios.Cursor()
 		for k, v := cur.Seek(u64(from)); k != nil; k, v = cur.Next() {
 			seq := binary.BigEndian.Uint64(k)
-			if seq > c.Visible {
+			if seq > visible {
 				break
 			}
 			var e engine.Envio
