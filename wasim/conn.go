@@ -130,7 +130,7 @@ func (c *conn) serve() {
 			c.ws.CloseNow()
 			return
 		}
-		c.s.log.Debug("wasim: recv", "conn", c.id, "node", node.XMLString())
+		c.s.log.Debug("wasim: recv", "conn", c.id, "node", node)
 		c.s.handleNode(c, node)
 	}
 }
@@ -198,7 +198,7 @@ func (c *conn) send(n waBinary.Node) error {
 	if err != nil {
 		return err
 	}
-	c.s.log.Debug("wasim: send", "conn", c.id, "node", n.XMLString())
+	c.s.log.Debug("wasim: send", "conn", c.id, "node", n)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	ct := c.writeKey.Seal(nil, noiseIV(c.writeCounter), data, nil)

@@ -437,7 +437,7 @@ func (s *Server) SendText(ctx context.Context, fromPhone string, to types.JID, t
 		s.goTracked(func() {
 			resp, err := c.request(ctx, node)
 			if err == nil && (resp.Tag != "receipt" || resp.AttrGetter().OptionalString("type") == "retry") {
-				err = fmt.Errorf("wasim: %s could not decrypt the message (%s)", dev, resp.XMLString())
+				err = fmt.Errorf("wasim: %s could not decrypt the message (%s)", dev, resp.String())
 			}
 			ch <- err
 		})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"go.mau.fi/libsignal/ecc"
 	"golang.org/x/crypto/curve25519"
@@ -22,8 +23,8 @@ import (
 
 // certChain is the simulator's own root -> intermediate -> leaf chain. The client checks the
 // intermediate's signature against whatsmeow.WACertPubKey (set to the simulator's root), the
-// issuer serials, and that the leaf key equals the server's Noise static key. Validity dates are
-// not checked by this whatsmeow version.
+// issuer serials, that the leaf key equals the server's Noise static key, and that both
+// certificates are valid now (NotBefore/NotAfter, checked since whatsmeow 2026).
 type certChain struct {
 	static *keys.KeyPair // Noise static key of the server, the leaf's key
 	raw    []byte        // marshalled waCert.CertChain, sent in ServerHello.Payload
@@ -34,10 +35,17 @@ const intermediateSerial = 1
 func newCertChain(root *keys.KeyPair) (*certChain, error) {
 	inter := keys.NewKeyPair()
 	static := keys.NewKeyPair()
+	// A day of slack either side of now (clocks differ), valid for ten years: a
+	// simulator is never up for that long.
+	now := time.Now()
+	notBefore := proto.Uint64(uint64(now.Add(-24 * time.Hour).Unix()))
+	notAfter := proto.Uint64(uint64(now.AddDate(10, 0, 0).Unix()))
 	interDetails, err := proto.Marshal(&waCert.CertChain_NoiseCertificate_Details{
 		Serial:       proto.Uint32(intermediateSerial),
 		IssuerSerial: proto.Uint32(0), // must equal whatsmeow.WACertIssuerSerial
 		Key:          inter.Pub[:],
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 	})
 	if err != nil {
 		return nil, err
@@ -46,6 +54,8 @@ func newCertChain(root *keys.KeyPair) (*certChain, error) {
 		Serial:       proto.Uint32(intermediateSerial + 1),
 		IssuerSerial: proto.Uint32(intermediateSerial),
 		Key:          static.Pub[:],
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 	})
 	if err != nil {
 		return nil, err

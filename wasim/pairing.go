@@ -80,13 +80,23 @@ func (s *Server) startRegistration(c *conn) {
 	s.events.add(Event{Kind: EventQRRefs, Conn: c.id, Detail: strings.Join(names, " ")})
 }
 
+// qrURLPrefix starts the QR data of whatsmeow since 2026
+// ("https://wa.me/settings/linked_devices#ref,noise,identity,adv,clientType").
+const qrURLPrefix = "https://wa.me/settings/linked_devices#"
+
 // ScanQR makes the primary phone of phone scan a QR string as whatsmeow's client shows it
-// ("ref,noiseKey,identityKey,advSecret"), link the client as a new device of that account
-// (created if needed; an empty phone picks a fresh number) and tell it to reconnect (515).
-// It returns once the client has signed the device identity, with the new device's JID.
+// ("ref,noiseKey,identityKey,advSecret", or the same behind qrURLPrefix and followed by the
+// client type), link the client as a new device of that account (created if needed; an empty
+// phone picks a fresh number) and tell it to reconnect (515). It returns once the client has
+// signed the device identity, with the new device's JID.
 func (s *Server) ScanQR(ctx context.Context, qr, phone string) (types.JID, error) {
-	parts := strings.Split(strings.TrimSpace(qr), ",")
-	if len(parts) != 4 {
+	qr = strings.TrimSpace(qr)
+	wantParts := 4
+	if rest, ok := strings.CutPrefix(qr, qrURLPrefix); ok {
+		qr, wantParts = rest, 5
+	}
+	parts := strings.Split(qr, ",")
+	if len(parts) != wantParts {
 		return types.EmptyJID, ErrBadQR
 	}
 	noise, err1 := base64.StdEncoding.DecodeString(parts[1])

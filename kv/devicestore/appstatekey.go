@@ -1,8 +1,11 @@
 package devicestore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/bbolt"
 	"go.mau.fi/whatsmeow/store"
@@ -81,4 +84,40 @@ func (s *Store) GetLatestAppStateSyncKeyID(ctx context.Context) ([]byte, error) 
 		return nil, fmt.Errorf("get latest app state sync key: %w", err)
 	}
 	return latest, nil
+}
+
+// GetAllAppStateSyncKeys returns every sync key, newest timestamp first
+// (sqlstore's order; equal timestamps by key ID).
+func (s *Store) GetAllAppStateSyncKeys(ctx context.Context) ([]*store.AppStateSyncKey, error) {
+	type keyed struct {
+		id  []byte
+		key store.AppStateSyncKey
+	}
+	var all []keyed
+	err := s.c.view(ctx, func(tx *bbolt.Tx) error {
+		all = nil
+		b := sub(tx, s.dev, subSyncKeys)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			key, err := decodeSyncKey(v)
+			if err != nil {
+				return fmt.Errorf("key %x: %w", k, err)
+			}
+			all = append(all, keyed{append([]byte(nil), k...), key})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get all app state sync keys: %w", err)
+	}
+	slices.SortStableFunc(all, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(b.key.Timestamp, a.key.Timestamp), bytes.Compare(a.id, b.id))
+	})
+	out := make([]*store.AppStateSyncKey, len(all))
+	for i := range all {
+		out[i] = &all[i].key
+	}
+	return out, nil
 }

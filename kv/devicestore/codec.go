@@ -142,6 +142,10 @@ func (d *dec) optBytes() []byte {
 	return d.bytes()
 }
 
+// more says whether fields follow: a record written before a field was
+// appended to its format ends early, and its new fields read as zero.
+func (d *dec) more() bool { return d.err == nil && len(d.b) > 0 }
+
 // finish reports the first error, or trailing garbage.
 func (d *dec) finish() error {
 	if d.err == nil && len(d.b) != 0 {

@@ -70,10 +70,16 @@ func New(db *bbolt.DB, log waLog.Logger) (*Container, error) {
 			if len(v) != 4 {
 				return fmt.Errorf("device store schema %x: %w", v, ErrCorrupt)
 			}
-			if got := binary.BigEndian.Uint32(v); got > schemaVersion {
+			got := binary.BigEndian.Uint32(v)
+			if got > schemaVersion {
 				return fmt.Errorf("device store schema %d, this binary knows %d: %w", got, schemaVersion, ErrNewerSchema)
 			}
-			return nil
+			if got == schemaVersion {
+				return nil
+			}
+			if err := migrate(tx, got); err != nil {
+				return fmt.Errorf("device store schema %d to %d: %w", got, schemaVersion, err)
+			}
 		}
 		return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
 	})
@@ -157,6 +163,7 @@ func (c *Container) initializeDevice(d *store.Device) {
 	d.ChatSettings = s
 	d.MsgSecrets = s
 	d.PrivacyTokens = s
+	d.NCTSalt = s
 	d.EventBuffer = s
 	d.LIDs = c.LIDMap
 	d.Container = c
@@ -255,6 +262,29 @@ func (c *Container) DeleteDevice(ctx context.Context, d *store.Device) error {
 	})
 	if err != nil {
 		return fmt.Errorf("delete device %s: %w", jid, err)
+	}
+	return nil
+}
+
+// migrate upgrades a file written at schema from, in the transaction that
+// then stores the new version. Version 1 -> 2 adds the retry buffer's
+// sub-buckets to every device; its records need no rewrite (see
+// schemaVersion), so the session keeps working without a new QR.
+func migrate(tx *bbolt.Tx, from uint32) error {
+	if from >= 2 {
+		return nil
+	}
+	cur := tx.Cursor()
+	for k, v := cur.Seek(devicePrefix); k != nil && bytes.HasPrefix(k, devicePrefix); k, v = cur.Next() {
+		if v != nil {
+			continue
+		}
+		dev := tx.Bucket(k)
+		for _, s := range deviceSubBuckets {
+			if _, err := dev.CreateBucketIfNotExists(s); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
 	}
 	return nil
 }

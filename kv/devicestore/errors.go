@@ -41,3 +41,8 @@ var (
 	// carries has committed or rolled back.
 	ErrTxDone = errors.New("devicestore: transaction already finished")
 )
+
+// ErrNotFound is returned by GetOutgoingEvent when no outgoing message with
+// that id is kept (sqlstore: sql.ErrNoRows); whatsmeow then cannot answer the
+// retry receipt.
+var ErrNotFound = errors.New("devicestore: not found")

@@ -18,7 +18,10 @@ var (
 // Keys inside wa.meta.
 var keySchema = []byte("schema")
 
-const schemaVersion = 1
+// schemaVersion 2 (whatsmeow 2026-08): the retry buffer sub-buckets in
+// every device bucket; device and privacy-token records grew trailing
+// fields, which version-1 records simply lack (decoded as zero).
+const schemaVersion = 2
 
 // Inside a device bucket: the device record and one sub-bucket per table.
 var (
@@ -36,10 +39,15 @@ var (
 	subPrivTokens  = []byte("privtokens")  // <user non-AD JID string> -> token
 	subEventBuffer = []byte("eventbuf")    // <ciphertext hash> -> buffered event
 	subEventByTime = []byte("eventbuf_ts") // <insert ms u64 BE><hash> -> "" (purge index)
+	subRetryBuf    = []byte("retrybuf")    // <chat JID string> 0x00 <msg id> -> outgoing message (retry receipts)
+	subRetryByTime = []byte("retrybuf_ts") // <insert ms u64 BE><retrybuf key> -> "" (purge index)
+
+	keyNCTSalt = []byte("nctsalt") // the device's NCT salt (cstoken), a value in the device bucket
 
 	deviceSubBuckets = [][]byte{
 		subIdentities, subSessions, subPreKeys, subSenderKeys, subSyncKeys, subAppState,
 		subContacts, subChats, subMsgSecrets, subPrivTokens, subEventBuffer, subEventByTime,
+		subRetryBuf, subRetryByTime,
 	}
 
 	keyAppStateVersion = []byte("v")
@@ -76,4 +84,9 @@ func msgSecretKeyStr(chat, sender, id string) []byte {
 
 func eventTimeKey(insertMS int64, hash []byte) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(insertMS)), hash...)
+}
+
+func retryBufKey(chat string, id string) []byte {
+	k := make([]byte, 0, len(chat)+1+len(id))
+	return append(append(append(k, chat...), 0), id...)
 }

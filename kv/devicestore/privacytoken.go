@@ -10,9 +10,11 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-// PutPrivacyTokens stores (upserts) privacy tokens keyed by the user without
-// device; of duplicates in one call the last wins. No tokens is a no-op
-// (sqlstore fails with a syntax error there).
+// PutPrivacyTokens stores privacy tokens keyed by the user without device.
+// As in sqlstore, a token replaces a stored one only if its timestamp is at
+// least as new, and a zero SenderTimestamp keeps the stored one; of
+// duplicates in one call the last that qualifies wins. No tokens is a
+// no-op (sqlstore fails with a syntax error there).
 func (s *Store) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyToken) error {
 	if len(tokens) == 0 {
 		return nil
@@ -28,7 +30,24 @@ func (s *Store) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyTok
 			return err
 		}
 		for _, t := range tokens {
-			if err := b.Put([]byte(t.User.ToNonAD().String()), encodeToken(tokenRecord{ts: t.Timestamp.Unix(), token: t.Token})); err != nil {
+			k := []byte(t.User.ToNonAD().String())
+			r := tokenRecord{ts: t.Timestamp.Unix(), token: t.Token}
+			if !t.SenderTimestamp.IsZero() {
+				r.senderTS = t.SenderTimestamp.Unix()
+			}
+			if v := b.Get(k); v != nil {
+				old, err := decodeToken(v)
+				if err != nil {
+					return err
+				}
+				if r.ts < old.ts {
+					continue // sqlstore: only a token at least as new replaces one
+				}
+				if r.senderTS == 0 {
+					r.senderTS = old.senderTS
+				}
+			}
+			if err := b.Put(k, encodeToken(r)); err != nil {
 				return err
 			}
 		}
@@ -71,5 +90,104 @@ func (s *Store) GetPrivacyToken(ctx context.Context, user types.JID) (*store.Pri
 	if best == nil {
 		return nil, nil
 	}
-	return &store.PrivacyToken{User: user.ToNonAD(), Token: best.token, Timestamp: time.Unix(best.ts, 0)}, nil
+	t := &store.PrivacyToken{User: user.ToNonAD(), Token: best.token, Timestamp: time.Unix(best.ts, 0)}
+	if best.senderTS != 0 {
+		t.SenderTimestamp = time.Unix(best.senderTS, 0)
+	}
+	return t, nil
+}
+
+// DeleteExpiredPrivacyTokens deletes this device's tokens whose timestamp is
+// before cutoff and returns how many it deleted. whatsmeow calls it at most
+// daily, so a scan of the device's tokens is enough (no time index).
+func (s *Store) DeleteExpiredPrivacyTokens(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.c.update(ctx, func(tx *bbolt.Tx) error {
+		n = 0
+		b := sub(tx, s.dev, subPrivTokens)
+		if b == nil {
+			return nil
+		}
+		var old [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			r, err := decodeToken(v)
+			if err != nil {
+				return fmt.Errorf("token %s: %w", k, err)
+			}
+			if r.ts < cutoff.Unix() {
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = int64(len(old))
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete expired privacy tokens: %w", err)
+	}
+	return n, nil
+}
+
+// PutNCTSalt stores (replaces) the device's NCT salt, from which cstokens
+// are derived.
+func (s *Store) PutNCTSalt(ctx context.Context, salt []byte) error {
+	if salt == nil {
+		return fmt.Errorf("put nct salt: %w", ErrNotNull)
+	}
+	err := s.c.write(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(s.dev)
+		if b == nil {
+			return fmt.Errorf("%s: %w", s.jid, ErrDeviceNotFound)
+		}
+		return b.Put(keyNCTSalt, encodeBlob(salt))
+	})
+	if err != nil {
+		return fmt.Errorf("put nct salt: %w", err)
+	}
+	return nil
+}
+
+// GetNCTSalt returns the device's NCT salt, or nil when there is none.
+func (s *Store) GetNCTSalt(ctx context.Context) ([]byte, error) {
+	var salt []byte
+	err := s.c.view(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(s.dev)
+		if b == nil {
+			return nil
+		}
+		v := b.Get(keyNCTSalt)
+		if v == nil {
+			return nil
+		}
+		var err error
+		salt, err = decodeBlob(v)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get nct salt: %w", err)
+	}
+	return salt, nil
+}
+
+// DeleteNCTSalt removes the device's NCT salt; none stored is a no-op.
+func (s *Store) DeleteNCTSalt(ctx context.Context) error {
+	err := s.c.write(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(s.dev)
+		if b == nil {
+			return nil
+		}
+		return b.Delete(keyNCTSalt)
+	})
+	if err != nil {
+		return fmt.Errorf("delete nct salt: %w", err)
+	}
+	return nil
 }

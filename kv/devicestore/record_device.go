@@ -55,6 +55,7 @@ func encodeDevice(d *store.Device) ([]byte, error) {
 		e.bytes(d.FacebookUUID[:])
 	}
 	e.i64(d.LIDMigrationTimestamp)
+	e.str(d.CompanionMetaNonce) // appended in schema 2
 	return e.done(), nil
 }
 
@@ -75,6 +76,9 @@ func decodeDevice(v []byte) (*store.Device, error) {
 	d.Platform, d.BusinessName, d.PushName = dec.str(), dec.str(), dec.str()
 	fb := dec.bytes()
 	d.LIDMigrationTimestamp = dec.i64()
+	if dec.more() {
+		d.CompanionMetaNonce = dec.str()
+	}
 	if err := dec.finish(); err != nil {
 		return nil, fmt.Errorf("device record: %w", err)
 	}
@@ -103,10 +107,11 @@ func decodeDevice(v []byte) (*store.Device, error) {
 
 // mergeDevice applies sqlstore's ON CONFLICT rule: an existing device keeps
 // its keys, registration ID, adv fields and Facebook UUID; only lid,
-// platform, business name, push name and lid_migration_ts are updated.
+// platform, business name, push name, lid_migration_ts and
+// companion_meta_nonce are updated.
 func mergeDevice(old, d *store.Device) *store.Device {
 	m := *old
 	m.LID, m.Platform, m.BusinessName, m.PushName = d.LID, d.Platform, d.BusinessName, d.PushName
-	m.LIDMigrationTimestamp = d.LIDMigrationTimestamp
+	m.LIDMigrationTimestamp, m.CompanionMetaNonce = d.LIDMigrationTimestamp, d.CompanionMetaNonce
 	return &m
 }

@@ -136,20 +136,45 @@ func decodeChat(v []byte) (chatRecord, error) {
 }
 
 type tokenRecord struct {
-	ts    int64
-	token []byte
+	ts       int64
+	token    []byte
+	senderTS int64 // 0: never sent (SQL NULL); appended in schema 2
 }
 
 func encodeToken(r tokenRecord) []byte {
-	e := newEnc(len(r.token) + 12)
+	e := newEnc(len(r.token) + 20)
 	e.i64(r.ts)
 	e.bytes(r.token)
+	e.i64(r.senderTS)
 	return e.done()
 }
 
 func decodeToken(v []byte) (tokenRecord, error) {
 	d := newDec(v)
 	r := tokenRecord{ts: d.i64(), token: d.bytes()}
+	if d.more() {
+		r.senderTS = d.i64()
+	}
+	return r, d.finish()
+}
+
+type outgoingRecord struct {
+	insertMS  int64
+	format    string
+	plaintext []byte
+}
+
+func encodeOutgoing(r outgoingRecord) []byte {
+	e := newEnc(len(r.format) + len(r.plaintext) + 16)
+	e.i64(r.insertMS)
+	e.str(r.format)
+	e.bytes(r.plaintext)
+	return e.done()
+}
+
+func decodeOutgoing(v []byte) (outgoingRecord, error) {
+	d := newDec(v)
+	r := outgoingRecord{insertMS: d.i64(), format: d.str(), plaintext: d.bytes()}
 	return r, d.finish()
 }
 

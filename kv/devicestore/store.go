@@ -32,6 +32,7 @@ var (
 	_ store.ChatSettingsStore        = (*Store)(nil)
 	_ store.MsgSecretStore           = (*Store)(nil)
 	_ store.PrivacyTokenStore        = (*Store)(nil)
+	_ store.NCTSaltStore             = (*Store)(nil)
 	_ store.EventBuffer              = (*Store)(nil)
 )
 
