@@ -228,7 +228,13 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	}
 	var ledger []wasim.LedgerEntry
 	sim.get(t, "/sim/ledger", &ledger)
-	rep := checkCrashInvariants(t, cfg, envios, ledger)
+	var accounts []wasim.AccountInfo
+	sim.get(t, "/sim/accounts", &accounts)
+	lidOf := map[string]string{} // E.164 phone -> its account's LID JID, where DMs go since whatsmeow 2026-07
+	for _, a := range accounts {
+		lidOf["+"+a.Phone] = a.LID + "@lid"
+	}
+	rep := checkCrashInvariants(t, cfg, envios, ledger, lidOf)
 
 	recovered := 0
 	var recoveredBy []string
@@ -278,7 +284,7 @@ type crashReport struct {
 }
 
 // checkCrashInvariants compares the data file's envíos with wasim's ledger.
-func checkCrashInvariants(t *testing.T, cfg crashConfig, envios []engine.Envio, ledger []wasim.LedgerEntry) crashReport {
+func checkCrashInvariants(t *testing.T, cfg crashConfig, envios []engine.Envio, ledger []wasim.LedgerEntry, lidOf map[string]string) crashReport {
 	t.Helper()
 	var rep crashReport
 	if len(envios) != cfg.envios {
@@ -341,7 +347,7 @@ func checkCrashInvariants(t *testing.T, cfg crashConfig, envios []engine.Envio, 
 		}
 		rep.sent++
 		l, ok := byID[e.MsgID]
-		to := strings.TrimPrefix(e.Telefono, "+") + "@s.whatsapp.net"
+		to := lidOf[e.Telefono]
 		switch {
 		case e.MsgID == "" || !ok:
 			t.Errorf("envío %s (%s) is %s with msg id %q, which wasim never received", e.Ref, e.Telefono, e.State, e.MsgID)
@@ -364,7 +370,7 @@ func checkCrashInvariants(t *testing.T, cfg crashConfig, envios []engine.Envio, 
 			t.Errorf("recipient %s read %d message ids: %v", to, len(ids), ids)
 		}
 		for _, id := range ids {
-			if e, ok := envioOf[id]; !ok || strings.TrimPrefix(e.Telefono, "+")+"@s.whatsapp.net" != to {
+			if e, ok := envioOf[id]; !ok || lidOf[e.Telefono] != to {
 				t.Errorf("recipient %s read %s, which is no envío of theirs", to, id)
 			}
 		}

@@ -592,13 +592,25 @@ func (r *rig) checkNoLie(campaign, senderPhone string) int {
 			r.t.Fatalf("envío %s is %s, acked, but its recipient could not decrypt it: %+v", e.Ref, e.State, le)
 		case le.Text != e.Mensaje:
 			r.t.Fatalf("envío %s: the recipient read %q, the envío says %q", e.Ref, le.Text, e.Mensaje)
-		case le.To != e.Telefono[1:]+"@"+types.DefaultUserServer:
-			r.t.Fatalf("envío %s to %s arrived at %s", e.Ref, e.Telefono, le.To)
+		case le.To != r.lidOf(e.Telefono):
+			// whatsmeow sends every DM to the recipient's LID (since 2026-07)
+			r.t.Fatalf("envío %s to %s arrived at %s, want its LID %s", e.Ref, e.Telefono, le.To, r.lidOf(e.Telefono))
 		case le.Acks == 1 && e.SentAt.Unix() != le.Timestamp:
 			r.t.Fatalf("envío %s sent at %v, the server acked at %d", e.Ref, e.SentAt, le.Timestamp)
 		}
 	}
 	return sent
+}
+
+// lidOf is the LID JID (as the ledger writes it) of the account with an
+// E.164 phone; "" if the simulator has no such account.
+func (r *rig) lidOf(phone string) string {
+	for _, a := range r.sim.Accounts() {
+		if a.Phone == strings.TrimPrefix(phone, "+") {
+			return types.NewJID(a.LID, types.HiddenUserServer).String()
+		}
+	}
+	return ""
 }
 
 // checkOncePerRecipient asserts what every recipient of the account
@@ -618,7 +630,7 @@ func (r *rig) checkOncePerRecipient(senderPhone string, want map[string]bool) {
 		}
 	}
 	for phone := range want {
-		if seen[phone[1:]+"@"+types.DefaultUserServer] != 1 {
+		if seen[r.lidOf(phone)] != 1 {
 			r.t.Errorf("%s never received its message", phone)
 		}
 	}
