@@ -25,6 +25,7 @@ type inbound struct{ e *engine.Engine }
 func (i *inbound) SessionChanged(ev engine.SessionEvent) { i.e.SessionChanged(ev) }
 func (i *inbound) Receipt(r engine.Receipt)              { i.e.Receipt(r) }
 func (i *inbound) Reply(r engine.Reply)                  { i.e.Reply(r) }
+func (i *inbound) ReachChanged(n engine.ReachNotice)     { i.e.ReachChanged(n) }
 
 // TestWasimQRPairAndSend runs the admin API over the real whatsmeow session
 // manager (engine/wa) against the simulator: on a fresh cliente the QR

@@ -8,7 +8,7 @@ import (
 
 // Event is something an operator's page may want to see live.
 type Event struct {
-	Type     string        `json:"type"` // session | envio | campaign | reply
+	Type     string        `json:"type"` // session | envio | campaign | reply | reach
 	At       time.Time     `json:"at"`
 	Session  *SessionEvent `json:"session,omitempty"`
 	Cliente  string        `json:"cliente,omitempty"`
@@ -18,6 +18,7 @@ type Event struct {
 	To       State         `json:"to,omitempty"`
 	Status   string        `json:"estado,omitempty"` // campaign status
 	Reason   string        `json:"reason,omitempty"`
+	Reach    *ReachLock    `json:"reach,omitempty"` // a reach lock that opened or ended
 }
 
 // Broker fans events out to subscribers. A subscriber that does not keep

@@ -13,9 +13,11 @@ type Outcome int
 
 // Outcomes of a failed send.
 const (
-	Retry       Outcome = iota // enviando -> pendiente, same message id, with backoff
-	Permanent                  // enviando -> fallido
-	SessionLost                // enviando -> pendiente now; the cliente waits for READY
+	Retry        Outcome = iota // enviando -> pendiente, same message id, with backoff
+	Permanent                   // enviando -> fallido
+	SessionLost                 // enviando -> pendiente now; the cliente waits for READY
+	ReachLimited                // enviando -> pendiente until the cliente's reach lock ends (463)
+	NotSent                     // nothing went out and nothing can: enviando -> omitido on a first attempt
 )
 
 // ackCodes is the one table of server error codes in acks. Unknown codes
@@ -29,12 +31,12 @@ const (
 //	406   not acceptable (message refused)                permanent
 //	409   conflict (duplicate id in flight)               retry
 //	429   rate limited                                    retry
-//	463   reachout timelock (new chats limited)           retry (after the backoff)
+//	463   reach limit: timelock, or no privacy token     reach limited: the cliente's new chats lock
 //	479   privacy token / tc token missing                retry
 //	5xx   server error                                    retry
 var ackCodes = map[int]Outcome{
 	400: Permanent, 401: SessionLost, 403: Permanent, 404: Permanent, 406: Permanent,
-	409: Retry, 429: Retry, 463: Retry, 479: Retry,
+	409: Retry, 429: Retry, 463: ReachLimited, 479: Retry,
 }
 
 // ClassifyAck maps an error-ack code to an outcome.
@@ -55,6 +57,8 @@ func Classify(err error) (Outcome, string) {
 		return ClassifyAck(ack.Code), fmt.Sprintf("ack_%d", ack.Code)
 	case errors.Is(err, ErrNotOnWhatsApp):
 		return Permanent, ReasonNotOnWhatsApp
+	case errors.Is(err, ErrNoLID):
+		return NotSent, ReasonNoLID
 	case errors.Is(err, ErrSessionDown):
 		return SessionLost, ReasonSessionDown
 	case errors.Is(err, context.DeadlineExceeded):
@@ -66,6 +70,7 @@ func Classify(err error) (Outcome, string) {
 // Reason codes written by the engine.
 const (
 	ReasonNotOnWhatsApp = "not_on_whatsapp"
+	ReasonNoLID         = "no_lid" // the server knows no LID for the phone: every DM goes to one
 	ReasonSessionDown   = "session_down"
 	ReasonTimeout       = "timeout" // no ack within the deadline: outcome unknown
 	ReasonError         = "error"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -34,6 +35,13 @@ type Store interface {
 	SaveNumbers(ctx context.Context, cliente string, checks map[string]bool) error
 	// SentSince: cliente -> campaign -> times of enviado, newest first.
 	SentSince(ctx context.Context, since time.Time) (map[string]map[string][]time.Time, error)
+	// SaveReachLock stores a cliente's reach lock and journals it
+	// (KindReach) in one transaction; ReachLocks reads them all at start.
+	SaveReachLock(ctx context.Context, l ReachLock) error
+	ReachLocks(ctx context.Context) (map[string]ReachLock, error)
+	// HasChat says whether the cliente has a chat with phone as far as the
+	// store knows: a reply from it, or an envío to it delivered or read.
+	HasChat(ctx context.Context, cliente, phone string) (bool, error)
 }
 
 // Config tunes the engine. The zero value gets the defaults below.
@@ -64,6 +72,11 @@ type Config struct {
 	// HooksFor returns the hooks of a campaign (its compiled script);
 	// default TemplateHooks.
 	HooksFor func(Campaign) (Hooks, error)
+	// ReachLockDefault is how long new chats stay locked after a 463 when
+	// the server named no end (no timelock notification). Default 24h:
+	// WhatsApp's timelocks last hours to days, and sending into one makes
+	// it worse.
+	ReachLockDefault time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -103,6 +116,9 @@ func (c Config) withDefaults() Config {
 	if c.ScriptErrorPause <= 0 {
 		c.ScriptErrorPause = 10
 	}
+	if c.ReachLockDefault <= 0 {
+		c.ReachLockDefault = 24 * time.Hour
+	}
 	if c.HooksFor == nil {
 		c.HooksFor = func(Campaign) (Hooks, error) { return TemplateHooks{}, nil }
 	}
@@ -125,6 +141,7 @@ type Engine struct {
 	runCtx   context.Context
 	wg       sync.WaitGroup
 	receipts map[string][]Receipt // msg id -> receipts that arrived before the enviado commit
+	reach    map[string]ReachLock // cliente -> its reach lock, as stored
 
 	// publishing serializes commit-then-publish per envío (striped), so an
 	// envío's events go out in the order its transitions were committed: a
@@ -136,7 +153,7 @@ type Engine struct {
 func New(store Store, gw Gateway, cfg Config) *Engine {
 	cfg = cfg.withDefaults()
 	return &Engine{store: store, gw: gw, cfg: cfg, log: cfg.Logger, rng: cfg.Rand,
-		workers: map[string]*worker{}, receipts: map[string][]Receipt{}}
+		workers: map[string]*worker{}, receipts: map[string][]Receipt{}, reach: map[string]ReachLock{}}
 }
 
 // Events is the engine's live event stream (SSE, QR waiters, the demo).
@@ -156,6 +173,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	if n > 0 {
 		e.log.Info("recovered envíos left in enviando", "count", n)
 	}
+	locks, err := e.store.ReachLocks(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: reach locks: %w", err)
+	}
+	e.mu.Lock()
+	maps.Copy(e.reach, locks)
+	e.mu.Unlock()
 	// From here on AddCliente starts the worker of a new cliente itself;
 	// the ones listed below are started here (a cliente in both is started
 	// once).

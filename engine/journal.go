@@ -13,6 +13,7 @@ const (
 	KindCampaign   EntryKind = "campaign"   // a campaña was created or changed status
 	KindCliente    EntryKind = "cliente"    // a cliente was created
 	KindSuppress   EntryKind = "suppress"   // a phone was added to a cliente's opt-out list
+	KindReach      EntryKind = "reach"      // a cliente's reach lock opened or ended (Event, Reason: its source, Until)
 )
 
 // Session events, as journaled.
@@ -40,6 +41,7 @@ type Entry struct {
 	Reason   string    `json:"reason,omitempty"`
 	Event    string    `json:"event,omitempty"`    // session event or campaign status
 	Phone    string    `json:"telefono,omitempty"` // suppress
+	Until    time.Time `json:"hasta,omitzero"`     // reach: the end of the lock
 	// FirstSeq..LastSeq and Digest describe an import: the SHA-256 of the
 	// imported rows, so a rewritten envío of an import is detectable.
 	FirstSeq uint64 `json:"first,omitempty"`

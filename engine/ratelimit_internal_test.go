@@ -60,7 +60,7 @@ func TestNextAllowed(t *testing.T) {
 }
 
 func TestClassifyAndBackoff(t *testing.T) {
-	for code, want := range map[int]Outcome{463: Retry, 479: Retry, 500: Retry, 503: Retry, 999: Retry, 403: Permanent, 404: Permanent, 401: SessionLost} {
+	for code, want := range map[int]Outcome{463: ReachLimited, 479: Retry, 500: Retry, 503: Retry, 999: Retry, 403: Permanent, 404: Permanent, 401: SessionLost} {
 		if got := ClassifyAck(code); got != want {
 			t.Errorf("ClassifyAck(%d) = %v, want %v", code, got, want)
 		}

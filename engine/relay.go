@@ -44,3 +44,10 @@ func (r *InboundRelay) Reply(rp Reply) {
 		t.Reply(rp)
 	}
 }
+
+// ReachChanged forwards.
+func (r *InboundRelay) ReachChanged(n ReachNotice) {
+	if t := r.target(); t != nil {
+		t.ReachChanged(n)
+	}
+}

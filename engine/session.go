@@ -45,6 +45,9 @@ var (
 	ErrAlreadyConnected = errors.New("session already connected")
 	// ErrNoSession: the cliente has no session (never started).
 	ErrNoSession = errors.New("no whatsapp session")
+	// ErrNoLID: the server knows no LID for the phone, and every DM goes
+	// to a LID: nothing was sent, and nothing can be.
+	ErrNoLID = errors.New("whatsapp knows no LID for the phone")
 )
 
 // AckError is an error ack from the server for a message id, with its code
@@ -80,6 +83,9 @@ type Gateway interface {
 	Typing(ctx context.Context, cliente, phone string) error
 	// OnWhatsApp checks which E.164 phones have a WhatsApp account.
 	OnWhatsApp(ctx context.Context, cliente string, phones []string) (map[string]bool, error)
+	// HasChat says whether the cliente's device holds a privacy token of
+	// phone: WhatsApp issued one because the two have a chat.
+	HasChat(ctx context.Context, cliente, phone string) (bool, error)
 }
 
 // ReceiptKind is a delivery or read receipt.
@@ -113,6 +119,7 @@ type Inbound interface {
 	SessionChanged(SessionEvent)
 	Receipt(Receipt)
 	Reply(Reply)
+	ReachChanged(ReachNotice)
 }
 
 // Sessions is the operator's control of WhatsApp sessions (admin API,

@@ -27,9 +27,11 @@ var States = []State{Pendiente, Enviando, Enviado, Entregado, Leido, Fallido, Om
 // receipt can arrive first), so enviado -> leido is legal. pendiente ->
 // fallido is a failure found before any send was attempted (the campaign's
 // script failed on this envío): nothing was written ahead, nothing was sent.
+// enviando -> omitido is a first attempt refused before any frame went out
+// (whatsmeow found no LID for the phone): nothing was sent, ever.
 var next = map[State][]State{
 	Pendiente: {Enviando, Omitido, Cancelado, Fallido},
-	Enviando:  {Enviado, Pendiente, Fallido},
+	Enviando:  {Enviado, Pendiente, Fallido, Omitido},
 	Enviado:   {Entregado, Leido},
 	Entregado: {Leido},
 }

@@ -23,6 +23,13 @@ type worker struct {
 	scriptErrors map[string]int // campaign -> script failures in a row
 	rr           int            // round-robin position over campaigns
 	lastCheck    time.Time      // last number-check call
+
+	// While the cliente's reach lock holds: where each campaign's scan for
+	// warm envíos goes on, the phones found warm, and the earliest retry
+	// of a warm envío seen in the scan.
+	warmFrom map[string]uint64
+	warm     map[string]bool
+	warmNext time.Time
 }
 
 func (w *worker) poke() {
@@ -96,6 +103,14 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 			wake = t
 		}
 	}
+	e.expireReach(ctx, w.cliente)
+	lock := e.Reach(w.cliente)
+	locked := lock.LockedAt(now)
+	if locked {
+		earliest(lock.Until) // cold envíos resume then
+	} else if w.warm != nil {
+		w.warmFrom, w.warm = nil, nil // the next lock learns afresh
+	}
 	for i := range cs {
 		c := cs[(w.rr+i)%len(cs)]
 		if c.Status != Activa {
@@ -105,13 +120,18 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 			earliest(at)
 			continue
 		}
-		due, err := e.store.NextDue(ctx, c.ID, now)
+		var due Due
+		if locked {
+			due, err = w.nextWarm(ctx, c, now)
+		} else {
+			due, err = e.store.NextDue(ctx, c.ID, now)
+		}
 		if err != nil {
 			return time.Time{}, err
 		}
 		if !due.Ok {
 			earliest(due.Next)
-			if due.Next.IsZero() {
+			if due.Next.IsZero() && !locked {
 				w.finishIfDone(ctx, c)
 			}
 			continue
@@ -251,6 +271,19 @@ func (w *worker) send(ctx context.Context, c Campaign, env Envio) error {
 	e.log.Warn("send failed", "envio", env.Ref, "msg_id", env.MsgID, "attempt", env.Attempts, "reason", reason, "err", err)
 	maxAttempts := c.Rate.WithDefaults().MaxAttempts
 	switch {
+	case outcome == ReachLimited && env.Attempts < 2*maxAttempts:
+		// WhatsApp refuses new chats: never retried inside the lock (that
+		// makes it worse), not the number's failure (no breaker); the
+		// envío waits with its id for the lock's end.
+		if err := e.reachLocked(done, w.cliente); err != nil {
+			return err
+		}
+		return back(reason, e.Reach(w.cliente).Until)
+	case outcome == NotSent && env.Attempts <= 1:
+		return e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Omitido, Reason: reason})
+	case outcome == NotSent:
+		// An earlier attempt's outcome is unknown: it may have arrived.
+		return e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Fallido, Reason: reason})
 	case outcome == SessionLost && env.Attempts < 2*maxAttempts:
 		// Not the envío's fault: back at once, the cliente waits for READY.
 		// Bounded all the same: a message that brings the session down
@@ -364,4 +397,69 @@ func ignoreConflict(err error) error {
 		return nil
 	}
 	return err
+}
+
+// warmScanPage is how many pendiente envíos nextWarm reads at a time.
+const warmScanPage = 256
+
+// nextWarm finds a due envío of c to a warm recipient (one with a chat)
+// while the cliente's reach lock holds. It scans the campaign's pendientes
+// from where the last call stopped, so a lock costs one pass over them,
+// not one per send; at the end of a pass it answers the earliest retry of
+// a warm envío it saw, and starts over on the next call.
+func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, error) {
+	if w.warmFrom == nil {
+		w.warmFrom, w.warm = map[string]uint64{}, map[string]bool{}
+	}
+	for {
+		page, err := w.e.store.Envios(ctx, c.ID, w.warmFrom[c.ID], warmScanPage, Pendiente)
+		if err != nil {
+			return Due{}, err
+		}
+		for _, env := range page {
+			w.warmFrom[c.ID] = env.Ref.Seq
+			warm, err := w.isWarm(ctx, env.Telefono)
+			if err != nil {
+				return Due{}, err
+			}
+			if !warm {
+				continue
+			}
+			if env.NextAttempt.After(now) {
+				if w.warmNext.IsZero() || env.NextAttempt.Before(w.warmNext) {
+					w.warmNext = env.NextAttempt
+				}
+				continue
+			}
+			return Due{Envio: env.Ref, Ok: true}, nil
+		}
+		if len(page) < warmScanPage {
+			next := w.warmNext
+			w.warmFrom[c.ID], w.warmNext = 0, time.Time{}
+			return Due{Next: next}, nil
+		}
+	}
+}
+
+// isWarm says whether the cliente has a chat with phone: the store knows
+// a reply from it or a delivered envío to it, or the device holds its
+// privacy token. A warm phone stays warm for the rest of the lock.
+func (w *worker) isWarm(ctx context.Context, phone string) (bool, error) {
+	if w.warm[phone] {
+		return true, nil
+	}
+	ok, err := w.e.store.HasChat(ctx, w.cliente, phone)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		if ok, err = w.e.gw.HasChat(ctx, w.cliente, phone); err != nil {
+			w.e.log.Warn("privacy token lookup failed; treating the recipient as cold", "cliente", w.cliente, "err", err)
+			ok = false
+		}
+	}
+	if ok {
+		w.warm[phone] = true
+	}
+	return ok, nil
 }

@@ -64,7 +64,18 @@ func (db *DB) SaveReply(ctx context.Context, reply engine.Reply, envio *engine.R
 			return abort(err)
 		}
 		r.Seq = seq
-		return abort(putJSON(b, u64(seq), r))
+		if err := putJSON(b, u64(seq), r); err != nil {
+			return abort(err)
+		}
+		// The phone has a chat with the cliente now (HasChat).
+		nb, err := sub(w.tx, bucketNumbers, r.Cliente, true)
+		if err != nil {
+			return abort(err)
+		}
+		if nb.Get(chatKey(r.From)) == nil {
+			return abort(nb.Put(chatKey(r.From), u64(uint64(reply.At.Unix()))))
+		}
+		return nil
 	})
 }
 

@@ -23,7 +23,7 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 
 // Root buckets. Every key encoding is described next to its bucket.
 var (
-	bucketMeta      = []byte("app.meta")      // "schema" -> u64; "secret" -> 32 bytes
+	bucketMeta      = []byte("app.meta")      // "schema" -> u64; "secret" -> 32 bytes; "reach/"cliente -> JSON engine.ReachLock
 	bucketClientes  = []byte("app.clientes")  // id -> JSON engine.Cliente
 	bucketCampaigns = []byte("app.campaigns") // id -> JSON engine.Campaign
 	bucketEnvios    = []byte("app.envios")    // campaign/ seq -> engine.Envio, binary (enviocodec.go; JSON before schema 3), import order
@@ -37,7 +37,7 @@ var (
 	bucketJournal   = []byte("app.journal")   // seq -> sha256(payload) | payload JSON
 	bucketImports   = []byte("app.imports")   // campaign -> u64 first staged seq (import in progress)
 	bucketReplies   = []byte("app.replies")   // cliente/ seq -> JSON reply
-	bucketNumbers   = []byte("app.numbers")   // cliente/ phone -> JSON number check
+	bucketNumbers   = []byte("app.numbers")   // cliente/ phone -> JSON number check; "chat\x00"phone -> u64 unix time of its first reply
 	bucketByCliente = []byte("app.bycliente") // cliente/ campaign id -> nil (schema 2)
 )
 

@@ -26,7 +26,9 @@ func (r *rig) sub(t *testing.T, name string, f func(t *testing.T)) {
 // sending account), all sending at once, each ending in the state
 // DESIGN.md documents. Receipts, replies and opt-out ride along.
 func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
-	r := newRig(t, rigConfig{clientes: 7, engine: engine.Config{NumberCheck: true, NumberCheckEvery: time.Millisecond}})
+	// A 463 locks the cliente's new chats for ReachLockDefault (no timelock
+	// notification here): short, so the held envíos resume within the test.
+	r := newRig(t, rigConfig{clientes: 7, engine: engine.Config{NumberCheck: true, NumberCheckEvery: time.Millisecond, ReachLockDefault: 300 * time.Millisecond}})
 	ctx := ctxT(t)
 	const (
 		cDrop = iota + 1
@@ -99,25 +101,37 @@ func TestFaults_EachClassEndsInItsDocumentedState(t *testing.T) {
 		r.checkOncePerRecipient(senderPhone(cDrop), want)
 	})
 
-	r.sub(t, "ErrorAck463/RetriedThenEnviado", func(t *testing.T) {
-		r.waitEvent("an ack_463 retry", 0, func(ev engine.Event) bool {
-			return ev.Campaign == k[cTransient] && ev.To == engine.Pendiente && ev.Reason == "ack_463"
+	r.sub(t, "ErrorAck463/HeldUntilTheReachLockEnds", func(t *testing.T) {
+		// The first 463 locks the cliente's new chats: the refused envío
+		// waits with its id for the lock's end, the other (cold, no chat)
+		// is not even tried meanwhile, and neither is retried inside it.
+		locked, at := r.waitEvent("the reach lock of the 463", 0, func(ev engine.Event) bool {
+			return ev.Type == "reach" && ev.Cliente == clienteID(cTransient) && ev.Reach != nil && ev.Reach.Active
 		})
 		r.sim.SetFaults(senderPhone(cTransient), wasim.Faults{})
+		if l := locked.Reach; l.Source != engine.ReachAck463 || !l.Until.After(l.At) {
+			t.Errorf("lock %+v, want one from a 463 with its end", l)
+		}
+		r.waitEvent("the end of the reach lock", at, func(ev engine.Event) bool {
+			return ev.Type == "reach" && ev.Cliente == clienteID(cTransient) && ev.Reach != nil && !ev.Reach.Active
+		})
 		r.waitStatus(k[cTransient], engine.Terminada)
 		r.checkNoLie(k[cTransient], senderPhone(cTransient))
 		refusals := 0
 		for _, e := range r.envios(k[cTransient]) {
 			le, _ := r.sim.LedgerEntry(sender(cTransient), e.MsgID)
-			acked := slices.Index(le.Faults, "") // after 0 or more refusals, depending on when the fault was lifted
-			if e.State != engine.Enviado || e.Attempts != le.Arrivals || le.Acks != 1 || acked != len(le.Faults)-1 ||
+			acked := slices.Index(le.Faults, "")
+			if e.State != engine.Enviado || e.Attempts != le.Arrivals || le.Acks != 1 || acked != len(le.Faults)-1 || acked > 1 ||
 				slices.ContainsFunc(le.Faults[:acked], func(f string) bool { return f != "error:463" }) {
-				t.Errorf("envío %+v\nledger %+v\nwant enviado after 463 refusals of the same id", e, le)
+				t.Errorf("envío %+v\nledger %+v\nwant enviado after at most one 463 of the same id", e, le)
+			}
+			if acked == 1 && !le.LastAt.After(locked.Reach.Until) {
+				t.Errorf("envío %s was sent again at %v, inside the lock that ends %v", e.Ref, le.LastAt, locked.Reach.Until)
 			}
 			refusals += acked
 		}
-		if refusals == 0 {
-			t.Error("no 463 refusal in the ledger")
+		if refusals != 1 {
+			t.Errorf("%d 463 refusals in the ledger, want exactly the one that locked new chats", refusals)
 		}
 	})
 

@@ -95,6 +95,7 @@ type nopInbound struct{}
 func (nopInbound) SessionChanged(engine.SessionEvent) {}
 func (nopInbound) Receipt(engine.Receipt)             {}
 func (nopInbound) Reply(engine.Reply)                 {}
+func (nopInbound) ReachChanged(engine.ReachNotice)    {}
 
 func pairFixture() (err error) {
 	base := ""

@@ -23,8 +23,9 @@ type Gateway struct {
 	mu       sync.Mutex
 	ready    map[string]bool
 	notOnWA  map[string]bool
-	acked    []Sent         // every ack, in order (resends of an id included)
-	received map[string]int // msg id -> times acked
+	chats    map[string]bool // phones whose privacy token the device holds
+	acked    []Sent          // every ack, in order (resends of an id included)
+	received map[string]int  // msg id -> times acked
 	// Fail, if set, decides the fate of a send before it is acked: a
 	// non-nil error is returned instead of the ack. It may block on ctx.
 	Fail func(ctx context.Context, cliente string, m engine.Outgoing) error
@@ -35,7 +36,7 @@ var _ engine.Gateway = (*Gateway)(nil)
 
 // NewGateway returns a gateway whose sends are timestamped by clock.
 func NewGateway(clock engine.Clock) *Gateway {
-	return &Gateway{clock: clock, ready: map[string]bool{}, notOnWA: map[string]bool{}, received: map[string]int{}, sent: make(chan Sent, 1<<16)}
+	return &Gateway{clock: clock, ready: map[string]bool{}, notOnWA: map[string]bool{}, chats: map[string]bool{}, received: map[string]int{}, sent: make(chan Sent, 1<<16)}
 }
 
 // SetReady sets the live gate of a cliente.
@@ -52,6 +53,20 @@ func (g *Gateway) NotOnWhatsApp(phones ...string) {
 		g.notOnWA[p] = true
 	}
 	g.mu.Unlock()
+}
+
+// SetChat says whether the device holds phone's privacy token (HasChat).
+func (g *Gateway) SetChat(phone string, chat bool) {
+	g.mu.Lock()
+	g.chats[phone] = chat
+	g.mu.Unlock()
+}
+
+// HasChat implements engine.Gateway.
+func (g *Gateway) HasChat(_ context.Context, _ string, phone string) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.chats[phone], nil
 }
 
 // Ready implements engine.Gateway.

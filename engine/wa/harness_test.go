@@ -90,6 +90,7 @@ type recorder struct {
 	sessions []engine.SessionEvent
 	receipts []engine.Receipt
 	replies  []engine.Reply
+	reach    []engine.ReachNotice
 	changed  chan struct{}
 }
 
@@ -121,6 +122,13 @@ func (r *recorder) Reply(x engine.Reply) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.replies = append(r.replies, x)
+	r.wake()
+}
+
+func (r *recorder) ReachChanged(n engine.ReachNotice) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reach = append(r.reach, n)
 	r.wake()
 }
 

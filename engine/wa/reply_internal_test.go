@@ -15,6 +15,7 @@ type nopInbound struct{}
 func (nopInbound) SessionChanged(engine.SessionEvent) {}
 func (nopInbound) Receipt(engine.Receipt)             {}
 func (nopInbound) Reply(engine.Reply)                 {}
+func (nopInbound) ReachChanged(engine.ReachNotice)    {}
 
 // A reply's sender is turned into an E.164 phone: a phone-number JID as is,
 // a LID through the event's alternative address or the store's LID map.

@@ -83,6 +83,11 @@ func (m *Manager) Send(ctx context.Context, cliente string, msg engine.Outgoing)
 
 // mapSendErr turns a SendMessage error into the engine's.
 func mapSendErr(err error, id string) error {
+	// send.go: fmt.Errorf("no LID found for %s from server", to), before
+	// anything is sent; whatsmeow has no sentinel for it.
+	if strings.Contains(err.Error(), "no LID found for ") {
+		return fmt.Errorf("%w: %w", engine.ErrNoLID, err)
+	}
 	if errors.Is(err, whatsmeow.ErrServerReturnedError) {
 		// send.go: fmt.Errorf("%w %d", ErrServerReturnedError, code)
 		s := strings.TrimSpace(strings.TrimPrefix(err.Error(), whatsmeow.ErrServerReturnedError.Error()))
@@ -306,4 +311,53 @@ func (m *Manager) phoneOf(sender, alt types.JID) (string, error) {
 		return "+" + pn.User, nil
 	}
 	return "", fmt.Errorf("sender %s is not a user", sender)
+}
+
+// reachout forwards the server's reach-out timelock notification.
+func (s *session) reachout(c *conn, e *events.NotifyAccountReachoutTimelock) {
+	n := engine.ReachNotice{Cliente: s.id, Active: e.IsActive, Until: e.TimeEnforcementEnds.Time, Enforcement: e.EnforcementType}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.c == c {
+		s.queueLocked(func() { s.m.in.ReachChanged(n) })
+	}
+}
+
+// tcTokenBucket is one of the 7-day buckets of a privacy token: WhatsApp
+// honours a token for four of them (whatsmeow's tctoken.go), counted from
+// the start of the oldest.
+const tcTokenBucket = 7 * 24 * time.Hour
+
+// HasChat says whether the cliente's device holds an unexpired privacy
+// token (tctoken) of phone: WhatsApp issues one when the two have a chat,
+// and a message carrying it does not count as reaching out.
+func (m *Manager) HasChat(ctx context.Context, cliente, phone string) (bool, error) {
+	s := m.lookup(cliente)
+	if s == nil {
+		return false, nil
+	}
+	s.mu.Lock()
+	c := s.c
+	s.mu.Unlock()
+	if c == nil || c.cli.Store == nil || c.cli.Store.ID == nil {
+		return false, nil
+	}
+	d, err := digits(phone)
+	if err != nil {
+		return false, err
+	}
+	// The store answers for the phone or its LID (the LID map links them).
+	tok, err := c.cli.Store.PrivacyTokens.GetPrivacyToken(ctx, types.NewJID(d, types.DefaultUserServer))
+	if err != nil {
+		return false, fmt.Errorf("privacy token of %s: %w", phone, err)
+	}
+	return tok != nil && len(tok.Token) > 0 && !tokenExpired(tok.Timestamp, time.Now()), nil
+}
+
+// tokenExpired mirrors whatsmeow's isTCTokenExpired: a token older than
+// the start of the bucket three before the current one is void.
+func tokenExpired(ts, now time.Time) bool {
+	b := int64(tcTokenBucket / time.Second)
+	cutoff := time.Unix((now.Unix()/b-3)*b, 0)
+	return ts.IsZero() || ts.Before(cutoff)
 }

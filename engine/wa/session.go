@@ -189,6 +189,9 @@ func (s *session) startLocked(ctx context.Context, fresh bool) (*conn, error) {
 	cctx, cancel := context.WithCancel(s.m.ctx)
 	cli.BackgroundEventCtx = cctx
 	cli.EnableAutoReconnect = true
+	// Keep sent messages in the device store, so that a recipient's retry
+	// receipt ("waiting for this message") is answered after a restart too.
+	cli.UseRetryMessageStore = true
 	c := &conn{cli: cli, ctx: cctx, cancel: cancel, first: make(chan struct{})}
 	if dev.ID != nil {
 		c.jid = *dev.ID
@@ -374,6 +377,9 @@ func (s *session) handle(c *conn, evt any) {
 		return
 	case *events.Message:
 		s.message(c, e)
+		return
+	case *events.NotifyAccountReachoutTimelock:
+		s.reachout(c, e)
 		return
 	}
 	s.mu.Lock()
