@@ -45,10 +45,42 @@
 //     with ErrDeviceNotFound instead of recreating its bucket, as sqlstore's
 //     foreign keys do.
 //
-// Deliberate differences from sqlstore: privacy tokens are deleted with their
-// device, and GetManyLIDsForPNs always keeps the device part of the JID (the
-// conformance suite asserts each store's answer for these two); also
-// PutPrivacyTokens with no tokens is a no-op (sqlstore: syntax error),
-// GetAllDevices is ordered by JID, DeleteIdentity is an exact match (sqlstore
-// uses LIKE) and the LID map has no in-memory cache that could go stale.
+// # Deliberate differences from sqlstore
+//
+// The conformance suite asserts each store's own answer for these:
+//
+//   - Privacy tokens are deleted with their device (sqlstore's table has no
+//     foreign key, so its rows outlive the device).
+//   - GetOutgoingEvent for a message that is not kept returns ErrNotFound;
+//     sqlstore returns sql.ErrNoRows (whatsmeow only wraps and logs either).
+//
+// Not asserted, by design or because whatsmeow never does it:
+//
+//   - PutPrivacyTokens with no tokens is a no-op (sqlstore: syntax error).
+//   - GetAllDevices is ordered by JID (sqlstore: unspecified).
+//   - DeleteIdentity is an exact match (sqlstore uses LIKE).
+//   - Equal timestamps: GetLatestAppStateSyncKeyID and GetAllAppStateSyncKeys
+//     order them by key ID; a privacy token under both the PN and the LID of
+//     a user with the same timestamp gives the LID's or PN's, unspecified in
+//     SQL too. GetOutgoingEvent with a message kept under both chatJID and
+//     altChatJID returns chatJID's (SQL: either).
+//   - Clocks: event-buffer and retry-buffer timestamps come from
+//     Container.Now (time.Now unless a test replaces it); sqlstore always
+//     uses time.Now.
+//   - The LID map has no in-memory cache (sqlstore's is per process).
+//
+// whatsmeow from 2026-08 fixed the two LID-map quirks older sqlstore had
+// (GetManyLIDsForPNs dropped the device on a cache miss; the cache kept a
+// stale reverse entry after a remap), so there the stores now agree.
+//
+// # Schema
+//
+// The file records a schema version in wa.meta (layout.go). New migrates an
+// older file in place in one transaction: schema 1 (whatsmeow before 2026)
+// to 2 adds the retry-buffer sub-buckets to every device; device and
+// privacy-token records written at schema 1 decode as they are (their new
+// trailing fields, the companion meta nonce and the sender timestamp, read
+// as "" and NULL, as sqlstore's migrations 12 and 15 default them), so a
+// paired device keeps its session without a new QR. A file of a newer
+// schema is refused (ErrNewerSchema).
 package devicestore

@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 	"go.mau.fi/whatsmeow/proto/waAdv"
@@ -35,6 +36,13 @@ func FuzzDecodeDevice(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(v)
+	f.Add(v[:len(v)-1]) // a version-1 record: no companion meta nonce (here "", one 0x00)
+	withNonce := seedDevice()
+	withNonce.CompanionMetaNonce = "nonce"
+	if v, err = encodeDevice(withNonce); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v)
 	f.Add([]byte{formatV1})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -47,7 +55,7 @@ func FuzzDecodeDevice(f *testing.F) {
 			return // decodable but not storable (e.g. short signatures): sqlstore's CHECKs
 		}
 		d2, err := decodeDevice(again)
-		if err != nil || *d2.ID != *d.ID || *d2.NoiseKey.Priv != *d.NoiseKey.Priv || d2.PushName != d.PushName {
+		if err != nil || *d2.ID != *d.ID || *d2.NoiseKey.Priv != *d.NoiseKey.Priv || d2.PushName != d.PushName || d2.CompanionMetaNonce != d.CompanionMetaNonce {
 			t.Fatalf("device round trip: %v", err)
 		}
 	})
@@ -61,6 +69,8 @@ func FuzzDecodeRecords(f *testing.F) {
 		encodeAppStateVersion(7, [128]byte{1}),
 		encodeContact(types.ContactInfo{FirstName: "a", PushName: "p"}),
 		encodeChat(chatRecord{mutedUntil: -1, pinned: true}), encodeToken(tokenRecord{ts: 5, token: []byte("t")}),
+		encodeToken(tokenRecord{ts: 5, token: []byte("t"), senderTS: 0, hasSenderTS: true}),
+		encodeOutgoing(outgoingRecord{insertMS: 9, format: "wa", plaintext: []byte("msg")}),
 		encodeEvent(eventRecord{insertMS: 1, serverS: 2, plaintext: []byte("pt")}), {}, {formatV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
 	} {
 		f.Add(v)
@@ -91,6 +101,8 @@ func FuzzDecodeRecords(f *testing.F) {
 		roundTrip("token", err == nil, encodeToken(tok))
 		ev, err := decodeEvent(b)
 		roundTrip("event", err == nil, encodeEvent(ev))
+		out, err := decodeOutgoing(b)
+		roundTrip("outgoing", err == nil, encodeOutgoing(out))
 	})
 }
 
@@ -100,6 +112,7 @@ func FuzzCorruptStoredValues(f *testing.F) {
 	f.Add([]byte{formatV1, 0x00})
 	f.Add([]byte{0x02})
 	f.Add(encodeEvent(eventRecord{plaintext: []byte("x")}))
+	f.Add(encodeOutgoing(outgoingRecord{format: "wa", plaintext: []byte("x")}))
 	db, err := bbolt.Open(filepath.Join(f.TempDir(), "fuzz.db"), 0o600, nil)
 	if err != nil {
 		f.Fatal(err)
@@ -136,6 +149,11 @@ func FuzzCorruptStoredValues(f *testing.F) {
 			put(subMsgSecrets, msgSecretKey(u, u, "M"))
 			put(subPrivTokens, []byte(u.String()))
 			put(subEventBuffer, []byte{31: 1})
+			put(subRetryBuf, retryBufKey(u.String(), "M"))
+			put(subRetryByTime, eventTimeKey(0, retryBufKey(u.String(), "M")))
+			if err := dev.Put(keyNCTSalt, v); err != nil {
+				return err
+			}
 			nb, err := dev.Bucket(subAppState).CreateBucketIfNotExists([]byte("regular"))
 			if err != nil {
 				return err
@@ -177,6 +195,12 @@ func FuzzCorruptStoredValues(f *testing.F) {
 		_, _ = s.GetPrivacyToken(ctx, u)
 		_, _ = s.GetBufferedEvent(ctx, [32]byte{31: 1})
 		_ = s.ClearBufferedEventPlaintext(ctx, [32]byte{31: 1})
+		_, _, _ = s.GetOutgoingEvent(ctx, u, u, "M")
+		_ = s.AddOutgoingEvent(ctx, u, "M", "wa", []byte("x"))
+		_ = s.DeleteOldOutgoingEvents(ctx)
+		_, _ = s.GetNCTSalt(ctx)
+		_, _ = s.GetAllAppStateSyncKeys(ctx)
+		_, _ = s.DeleteExpiredPrivacyTokens(ctx, time.Unix(1, 0))
 		_, _ = c.GetDevice(ctx, *d.ID)
 		_, _ = c.GetAllDevices(ctx)
 		_ = c.PutDevice(ctx, d)

@@ -47,6 +47,10 @@ type opened struct {
 	close func()
 	// putEventAt stores a buffered event as if inserted at insert.
 	putEventAt func(tb testing.TB, d *store.Device, hash [32]byte, pt []byte, insert time.Time)
+	// addOutgoingAt keeps an outgoing message as if added at insert
+	// (sqlstore stamps time.Now and is rewritten by SQL afterwards; the
+	// bbolt store is given insert as its clock).
+	addOutgoingAt func(tb testing.TB, d *store.Device, chat types.JID, id types.MessageID, pt []byte, insert time.Time)
 	// bolt is set for the bbolt backend.
 	bolt *devicestore.Container
 	db   *bbolt.DB
@@ -88,6 +92,16 @@ func openSQL(tb testing.TB, dir string) *opened {
 				insert.UnixMilli(), d.ID.String(), hash[:])
 			mustOK(tb, err)
 		},
+		addOutgoingAt: func(tb testing.TB, d *store.Device, chat types.JID, id types.MessageID, pt []byte, insert time.Time) {
+			tb.Helper()
+			mustOK(tb, d.EventBuffer.AddOutgoingEvent(ctx, chat, id, "wa", pt))
+			res, err := db.Exec(`UPDATE whatsmeow_retry_buffer SET timestamp=? WHERE our_jid=? AND chat_jid=? AND message_id=?`,
+				insert.UnixMilli(), d.ID.String(), chat.String(), id)
+			mustOK(tb, err)
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				tb.Fatalf("retry buffer row for %s %s: %d rows, %v", chat, id, n, err)
+			}
+		},
 	}
 }
 
@@ -111,6 +125,12 @@ func openBolt(tb testing.TB, dir string) *opened {
 			c.Now = func() time.Time { return insert }
 			defer func() { c.Now = time.Now }()
 			mustOK(tb, d.EventBuffer.PutBufferedEvent(context.Background(), hash, pt, insert))
+		},
+		addOutgoingAt: func(tb testing.TB, d *store.Device, chat types.JID, id types.MessageID, pt []byte, insert time.Time) {
+			tb.Helper()
+			c.Now = func() time.Time { return insert }
+			defer func() { c.Now = time.Now }()
+			mustOK(tb, d.EventBuffer.AddOutgoingEvent(context.Background(), chat, id, "wa", pt))
 		},
 	}
 }

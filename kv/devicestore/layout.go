@@ -20,7 +20,8 @@ var keySchema = []byte("schema")
 
 // schemaVersion 2 (whatsmeow 2026-08): the retry buffer sub-buckets in
 // every device bucket; device and privacy-token records grew trailing
-// fields, which version-1 records simply lack (decoded as zero).
+// fields, which version-1 records simply lack (the nonce reads as "", the
+// sender timestamp as NULL).
 const schemaVersion = 2
 
 // Inside a device bucket: the device record and one sub-bucket per table.

@@ -11,10 +11,12 @@ import (
 )
 
 // PutPrivacyTokens stores privacy tokens keyed by the user without device.
-// As in sqlstore, a token replaces a stored one only if its timestamp is at
-// least as new, and a zero SenderTimestamp keeps the stored one; of
-// duplicates in one call the last that qualifies wins. No tokens is a
-// no-op (sqlstore fails with a syntax error there).
+// As in sqlstore (ON CONFLICT ... WHERE excluded.timestamp >= timestamp), a
+// token replaces a stored one only if its timestamp is at least as new; a
+// zero SenderTimestamp (time.Time{}, SQL NULL) keeps the stored sender
+// timestamp (COALESCE), any other value, time.Unix(0, 0) included, replaces
+// it. Duplicates in one call apply in order, each against the one before.
+// No tokens is a no-op (sqlstore fails with a syntax error there).
 func (s *Store) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyToken) error {
 	if len(tokens) == 0 {
 		return nil
@@ -33,7 +35,7 @@ func (s *Store) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyTok
 			k := []byte(t.User.ToNonAD().String())
 			r := tokenRecord{ts: t.Timestamp.Unix(), token: t.Token}
 			if !t.SenderTimestamp.IsZero() {
-				r.senderTS = t.SenderTimestamp.Unix()
+				r.senderTS, r.hasSenderTS = t.SenderTimestamp.Unix(), true
 			}
 			if v := b.Get(k); v != nil {
 				old, err := decodeToken(v)
@@ -43,8 +45,8 @@ func (s *Store) PutPrivacyTokens(ctx context.Context, tokens ...store.PrivacyTok
 				if r.ts < old.ts {
 					continue // sqlstore: only a token at least as new replaces one
 				}
-				if r.senderTS == 0 {
-					r.senderTS = old.senderTS
+				if !r.hasSenderTS {
+					r.senderTS, r.hasSenderTS = old.senderTS, old.hasSenderTS
 				}
 			}
 			if err := b.Put(k, encodeToken(r)); err != nil {
@@ -91,7 +93,7 @@ func (s *Store) GetPrivacyToken(ctx context.Context, user types.JID) (*store.Pri
 		return nil, nil
 	}
 	t := &store.PrivacyToken{User: user.ToNonAD(), Token: best.token, Timestamp: time.Unix(best.ts, 0)}
-	if best.senderTS != 0 {
+	if best.hasSenderTS {
 		t.SenderTimestamp = time.Unix(best.senderTS, 0)
 	}
 	return t, nil

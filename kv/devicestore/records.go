@@ -136,16 +136,24 @@ func decodeChat(v []byte) (chatRecord, error) {
 }
 
 type tokenRecord struct {
-	ts       int64
-	token    []byte
-	senderTS int64 // 0: never sent (SQL NULL); appended in schema 2
+	ts    int64
+	token []byte
+	// senderTS is sqlstore's nullable sender_timestamp (schema 2): a
+	// trailing field that is present only when set. A version-1 record
+	// ends before it and so reads as NULL, exactly what sqlstore's
+	// migration 12 gives existing rows; 0 is a value (whatsmeow stores
+	// time.Unix(0, 0) from a history sync without one), not NULL.
+	senderTS    int64
+	hasSenderTS bool
 }
 
 func encodeToken(r tokenRecord) []byte {
 	e := newEnc(len(r.token) + 20)
 	e.i64(r.ts)
 	e.bytes(r.token)
-	e.i64(r.senderTS)
+	if r.hasSenderTS {
+		e.i64(r.senderTS)
+	}
 	return e.done()
 }
 
@@ -153,7 +161,7 @@ func decodeToken(v []byte) (tokenRecord, error) {
 	d := newDec(v)
 	r := tokenRecord{ts: d.i64(), token: d.bytes()}
 	if d.more() {
-		r.senderTS = d.i64()
+		r.senderTS, r.hasSenderTS = d.i64(), true
 	}
 	return r, d.finish()
 }

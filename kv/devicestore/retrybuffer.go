@@ -3,6 +3,7 @@ package devicestore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -88,10 +89,29 @@ func (s *Store) GetOutgoingEvent(ctx context.Context, chatJID, altChatJID types.
 }
 
 // DeleteOldOutgoingEvents deletes this device's outgoing messages kept for
-// more than 7 days.
+// more than 7 days (by the container's clock).
+//
+// whatsmeow calls it right after AddOutgoingEvent on every send (its
+// lastRetryStoreClear is never set), so it must cost next to nothing when
+// there is nothing to purge: a read transaction looks at the oldest index
+// entry first, and only a real purge writes, through the group committer
+// like AddOutgoingEvent (the purge is idempotent: a re-run recomputes it).
 func (s *Store) DeleteOldOutgoingEvents(ctx context.Context) error {
 	cutoff := eventTimeKey(s.c.Now().Add(-retryRetention).UnixMilli(), nil)
-	err := s.c.update(ctx, func(tx *bbolt.Tx) error {
+	if s.c.txFrom(ctx) == nil {
+		var due bool
+		err := s.c.view(ctx, func(tx *bbolt.Tx) error {
+			if idx := sub(tx, s.dev, subRetryByTime); idx != nil {
+				k, _ := idx.Cursor().First()
+				due = k != nil && bytes.Compare(k[:min(8, len(k))], cutoff) < 0
+			}
+			return nil
+		})
+		if err != nil || !due {
+			return wrapErr("delete old outgoing events", err)
+		}
+	}
+	err := s.c.write(ctx, func(tx *bbolt.Tx) error {
 		b, idx := sub(tx, s.dev, subRetryBuf), sub(tx, s.dev, subRetryByTime)
 		if b == nil || idx == nil {
 			return nil
@@ -102,19 +122,31 @@ func (s *Store) DeleteOldOutgoingEvents(ctx context.Context) error {
 			old = append(old, append([]byte(nil), k...))
 		}
 		for _, k := range old {
-			if len(k) > 8 {
+			if err := idx.Delete(k); err != nil {
+				return err
+			}
+			if len(k) <= 8 {
+				continue
+			}
+			// Delete the message only if this index entry is its own: a
+			// stale entry must never take a newer message with it.
+			if v := b.Get(k[8:]); v != nil {
+				if r, err := decodeOutgoing(v); err == nil && r.insertMS != int64(binary.BigEndian.Uint64(k[:8])) {
+					continue
+				}
 				if err := b.Delete(k[8:]); err != nil {
 					return err
 				}
 			}
-			if err := idx.Delete(k); err != nil {
-				return err
-			}
 		}
 		return nil
 	})
+	return wrapErr("delete old outgoing events", err)
+}
+
+func wrapErr(what string, err error) error {
 	if err != nil {
-		return fmt.Errorf("delete old outgoing events: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
