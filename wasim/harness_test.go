@@ -477,3 +477,14 @@ func waitReceiptAcked(t testing.TB, sim *wasim.Server, id, typ string) {
 		t.Fatalf("receipt %s %s not acked: %v", typ, id, err)
 	}
 }
+
+// sync makes one request the client waits for (an IsOnWhatsApp of its own number). The
+// client reads the server's frames in order, so when it returns the client has read every
+// answer the simulator sent before it: a test that saw the simulator answer a background IQ
+// (EventClientToken) calls it before dropping or closing the connection.
+func (tc *testClient) sync() {
+	tc.t.Helper()
+	if _, err := tc.cli.IsOnWhatsApp(testCtx(tc.t), []string{"+" + tc.cli.Store.ID.User}); err != nil {
+		tc.t.Fatalf("sync round trip: %v", err)
+	}
+}

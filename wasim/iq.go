@@ -26,6 +26,7 @@ var iqHandlers = map[string]iqHandler{
 	"encrypt": iqEncrypt,
 	"md":      iqMultiDevice,
 	"usync":   iqUsync,
+	"privacy": iqPrivacy,
 }
 
 func (s *Server) handleIQ(c *conn, iq *waBinary.Node) {

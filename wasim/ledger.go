@@ -13,7 +13,10 @@ import (
 type LedgerEntry struct {
 	ID   string `json:"id"`   // the client's message id
 	From string `json:"from"` // sender device JID
-	To   string `json:"to"`   // recipient user JID as addressed
+	To   string `json:"to"`   // recipient user JID as addressed: its LID since whatsmeow 2026-07
+	// PN is the recipient account's phone-number JID, whatever the addressing ("" when the
+	// recipient is not on WhatsApp). DeliveredTo counts by it.
+	PN string `json:"pn,omitempty"`
 	// Text is the decrypted text (Conversation or ExtendedTextMessage.Text) as the recipient's
 	// primary phone read it. Decrypted is false when the recipient could not read the
 	// message; Error then says why. An acked but undecryptable message is a failure.
@@ -87,15 +90,21 @@ func (s *Server) LedgerEntry(sender types.JID, id string) (LedgerEntry, bool) {
 	return c, true
 }
 
-// DeliveredTo counts, per recipient user JID, the distinct message ids that reached it
-// decrypted: what each recipient saw. A crash test wants every value to be 1 per message.
+// DeliveredTo counts, per recipient phone-number JID (LedgerEntry.PN, e.g.
+// "15550002222@s.whatsapp.net", whether the message was addressed to its LID or not), the
+// distinct message ids that reached it decrypted: what each recipient saw. A crash test wants
+// every value to be 1 per message.
 func (s *Server) DeliveredTo() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]int{}
 	for _, e := range s.ledger.entries {
 		if e.Decrypted {
-			out[e.To]++
+			k := e.PN
+			if k == "" {
+				k = e.To
+			}
+			out[k]++
 		}
 	}
 	return out

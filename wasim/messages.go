@@ -50,9 +50,9 @@ func (s *Server) handleMessage(c *conn, n *waBinary.Node) {
 	e.Arrivals++
 	e.LastAt = now
 	arrival := e.Arrivals
-	recipient := s.lookupLocked(to.User)
-	if to.Server == types.HiddenUserServer {
-		recipient = s.reg.byLIDLocked(to.User)
+	recipient := s.recipientLocked(to)
+	if recipient != nil && e.PN == "" {
+		e.PN = recipient.JID().String()
 	}
 	plan := s.planLocked(c.jid.User, id, arrival)
 	if recipient == nil && !plan.drop && !plan.noAck && plan.code == 0 {
@@ -128,6 +128,18 @@ func (s *Server) handleMessage(c *conn, n *waBinary.Node) {
 	ack()
 }
 
+// recipientLocked returns the registered account a message is addressed to (a phone-number
+// or LID user JID), or nil. s.mu must be held.
+func (s *Server) recipientLocked(to types.JID) *Account {
+	if to.Server != types.HiddenUserServer {
+		return s.lookupLocked(to.User)
+	}
+	if a := s.reg.byLIDLocked(to.User); a != nil && !a.Unregistered {
+		return a
+	}
+	return nil
+}
+
 // openMessage decrypts the <enc> elements of n addressed to simulated primary phones. It
 // returns the text the recipient read; decrypted is false (with a reason) when the
 // recipient's copy could not be read or there was none.
@@ -165,6 +177,10 @@ func (s *Server) openMessage(c *conn, n *waBinary.Node, to types.JID, recipient 
 		var ph *phoneDevice
 		if acc != nil && t.jid.Device == 0 && !acc.Unregistered {
 			ph = acc.phoneLocked()
+		}
+		if acc != nil {
+			// Copies come addressed to LIDs now; devices are known by their phone JID.
+			t.jid = types.JID{User: acc.Phone, Server: types.DefaultUserServer, Device: t.jid.Device}
 		}
 		s.mu.Unlock()
 		typ := t.enc.AttrGetter().OptionalString("type")
@@ -218,7 +234,7 @@ func (s *Server) forward(from *conn, n *waBinary.Node, to types.JID, enc waBinar
 	if acc != nil {
 		attrs["sender_lid"] = types.JID{User: acc.LID, Server: types.HiddenUserServer, Device: from.jid.Device}
 	}
-	if to.User == from.jid.User {
+	if to.User == from.jid.User { // the sender's own other device: say which chat it was
 		attrs["recipient"] = n.Attrs["to"]
 	}
 	s.deliver(to, waBinary.Node{Tag: "message", Attrs: attrs, Content: []waBinary.Node{enc}})

@@ -51,7 +51,7 @@ func TestSendMessage(t *testing.T) {
 	if resp.ID != id || resp.Timestamp.Unix() != e.Timestamp {
 		t.Errorf("SendMessage = {ID %s, t %d}, want {%s, %d}", resp.ID, resp.Timestamp.Unix(), id, e.Timestamp)
 	}
-	if !e.Decrypted || e.Text != "hola Bob" || e.To != bob.String() || e.Arrivals != 1 || e.Acks != 1 {
+	if !e.Decrypted || e.Text != "hola Bob" || e.PN != bob.String() || !strings.HasSuffix(e.To, "@lid") || e.Arrivals != 1 || e.Acks != 1 {
 		t.Errorf("ledger entry = %+v", e)
 	}
 
@@ -197,7 +197,7 @@ func TestSeveralClients(t *testing.T) {
 		t.Fatalf("ledger has %d entries, want %d", len(ledger), len(tcs)*perClient)
 	}
 	for _, e := range ledger {
-		if !e.Decrypted || e.Acks != 1 || e.Arrivals != 1 || !strings.HasPrefix(e.Text, "hola "+strings.TrimSuffix(e.To, "@s.whatsapp.net")) {
+		if !e.Decrypted || e.Acks != 1 || e.Arrivals != 1 || !strings.HasPrefix(e.Text, "hola "+strings.TrimSuffix(e.PN, "@s.whatsapp.net")) {
 			t.Errorf("ledger entry %+v", e)
 		}
 	}
@@ -293,6 +293,7 @@ func TestClientToClient(t *testing.T) {
 			t.Errorf("B got %q from %s after logging in", m.Message.GetConversation(), m.Info.Sender)
 		}
 		waitCount[*events.Connected](b, 2) // before or after the queued message: no order between them
+		waitCount[*events.PushName](b, 1)  // saved in the background: the store must stay open for it
 		waitSim(t, sim, seq, wasim.EventClientReceipt, bJID.String())
 		if e := sim.Events(seq); !slices.ContainsFunc(e, func(e wasim.Event) bool { return strings.HasPrefix(e.Detail, qid) }) {
 			t.Errorf("no receipt from B for the queued message %s", qid)

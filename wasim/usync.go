@@ -30,6 +30,7 @@ func iqUsync(s *Server, c *conn, iq *waBinary.Node) ([]waBinary.Node, *iqError) 
 		var (
 			acc     *Account
 			jid     types.JID
+			pnJID   types.JID // set for contact queries in addressing_mode lid
 			contact waBinary.Node
 			isQuery bool
 		)
@@ -44,6 +45,16 @@ func iqUsync(s *Server, c *conn, iq *waBinary.Node) ([]waBinary.Node, *iqError) 
 				typ = "in"
 			}
 			contact = waBinary.Node{Tag: "contact", Attrs: waBinary.Attrs{"type": typ}, Content: []byte(raw)}
+			if ct.AttrGetter().OptionalString("addressing_mode") == "lid" {
+				// IsOnWhatsApp since whatsmeow 2026-07: the user's LID as jid, the
+				// phone as pn_jid; a number not on WhatsApp has no LID.
+				pnJID = jid
+				if acc != nil {
+					jid = acc.LIDJID()
+				} else {
+					jid = types.EmptyJID
+				}
+			}
 		} else if j, ok := u.Attrs["jid"].(types.JID); ok {
 			jid = j.ToNonAD()
 			if jid.Server == types.HiddenUserServer {
@@ -85,7 +96,14 @@ func iqUsync(s *Server, c *conn, iq *waBinary.Node) ([]waBinary.Node, *iqError) 
 				content = append(content, waBinary.Node{Tag: "business"})
 			}
 		}
-		users = append(users, waBinary.Node{Tag: "user", Attrs: waBinary.Attrs{"jid": jid}, Content: content})
+		attrs := waBinary.Attrs{}
+		if !jid.IsEmpty() {
+			attrs["jid"] = jid
+		}
+		if !pnJID.IsEmpty() {
+			attrs["pn_jid"] = pnJID
+		}
+		users = append(users, waBinary.Node{Tag: "user", Attrs: attrs, Content: content})
 	}
 	s.mu.Unlock()
 	return []waBinary.Node{{Tag: "usync", Attrs: waBinary.Attrs{
