@@ -240,10 +240,11 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 	backoffMax := fs.Duration("backoff-max", 30*time.Minute, "longest wait between retries")
 	breakerFailures := fs.Int("breaker-failures", 5, "consecutive failed sends that pause a cliente's sending")
 	breakerCooldown := fs.Duration("breaker-cooldown", 10*time.Minute, "how long sending stays paused after those failures")
+	reachDefault := fs.Duration("reach-lock-default", 24*time.Hour, "how long new chats stay locked after WhatsApp answers 463 without naming the end of its timelock (warm recipients are still served)")
 	wasimAddr := fs.String("wasim", "", "talk to a standalone WhatsApp simulator at this address instead of WhatsApp (tests)")
 	return func(ctx context.Context, env *cmdEnv) error {
 		for name, d := range map[string]time.Duration{"send-timeout": *sendTimeout, "number-check-every": *checkEvery,
-			"backoff-base": *backoffBase, "backoff-max": *backoffMax, "breaker-cooldown": *breakerCooldown} {
+			"backoff-base": *backoffBase, "backoff-max": *backoffMax, "breaker-cooldown": *breakerCooldown, "reach-lock-default": *reachDefault} {
 			if d <= 0 {
 				return fmt.Errorf("--%s must be positive, not %v: %w", name, d, errUsage)
 			}
@@ -260,6 +261,7 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 			engineCfg: func(c *engine.Config) {
 				c.NumberCheckEvery, c.BackoffBase, c.BackoffMax = *checkEvery, *backoffBase, *backoffMax
 				c.BreakerThreshold, c.BreakerCooldown = *breakerFailures, *breakerCooldown
+				c.ReachLockDefault = *reachDefault
 			}}
 		if *wasimAddr != "" {
 			cfg.configure = wasimConfigure(*wasimAddr)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -516,5 +517,42 @@ func TestUpload_SpoolFailureAndCleanup(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 1 || filepath.Base(left[0]) != "keep.txt" {
 		t.Fatalf("after CleanSpool: %v", left)
+	}
+}
+
+// A reach lock shows on the session route and in /metrics while it holds,
+// for its cliente only, and is gone once it ends.
+func TestSessionShowsReachLock(t *testing.T) {
+	h := newHarness(t, nil)
+	key1, key2 := h.setup()
+	until := h.clock.Now().Add(3 * time.Hour).Truncate(time.Second)
+	h.eng.ReachChanged(engine.ReachNotice{Cliente: "c1", Active: true, Until: until, Enforcement: "REACHOUT_TIMELOCK"})
+	var v struct {
+		engine.SessionEvent
+		Reach *engine.ReachLock `json:"nuevos_contactos"`
+	}
+	h.must(200, h.do("GET", "/api/clientes/c1/session", key1, nil)).json(t, &v)
+	if v.Reach == nil || !v.Reach.Active || !v.Reach.Until.Equal(until) || v.Reach.Source != engine.ReachTimelock || v.Reach.Enforcement != "REACHOUT_TIMELOCK" {
+		t.Fatalf("session of c1: %+v, want its reach lock until %v", v.Reach, until)
+	}
+	v.Reach = nil
+	h.must(200, h.do("GET", "/api/clientes/c2/session", key2, nil)).json(t, &v)
+	if v.Reach != nil {
+		t.Fatalf("c2 shows c1's lock: %+v", v.Reach)
+	}
+	r := h.must(200, h.do("GET", "/metrics", adminTok, nil))
+	for _, want := range []string{
+		`leadmaster_reach_locked{cliente="c1",origen="timelock"} 1`,
+		`leadmaster_reach_locked_until_seconds{cliente="c1"} ` + strconv.FormatFloat(float64(until.Unix()), 'g', -1, 64),
+		`leadmaster_reach_locked{cliente="c2",origen=""} 0`,
+	} {
+		if !bytes.Contains(r.Body, []byte(want)) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	h.eng.ReachChanged(engine.ReachNotice{Cliente: "c1", Active: false})
+	h.must(200, h.do("GET", "/api/clientes/c1/session", key1, nil)).json(t, &v)
+	if v.Reach != nil {
+		t.Fatalf("after the end: %+v", v.Reach)
 	}
 }

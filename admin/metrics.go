@@ -62,12 +62,16 @@ var (
 	descEnvios   = prometheus.NewDesc("leadmaster_envios", "Envíos per campaign and state.", []string{"cliente", "campana", "estado"}, nil)
 	descCampaign = prometheus.NewDesc("leadmaster_campaign_info", "Campaigns by status (value 1).", []string{"cliente", "campana", "status"}, nil)
 	descSession  = prometheus.NewDesc("leadmaster_session_ready", "1 when the cliente's WhatsApp session is READY.", []string{"cliente", "state"}, nil)
+	descReach    = prometheus.NewDesc("leadmaster_reach_locked", "1 while WhatsApp has locked the cliente's number out of new chats (463 / reach-out timelock).", []string{"cliente", "origen"}, nil)
+	descReachEnd = prometheus.NewDesc("leadmaster_reach_locked_until_seconds", "Unix time the cliente's reach lock ends (0 when none holds).", []string{"cliente"}, nil)
 )
 
 func (sc *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descEnvios
 	ch <- descCampaign
 	ch <- descSession
+	ch <- descReach
+	ch <- descReachEnd
 }
 
 func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -89,11 +93,20 @@ func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descEnvios, prometheus.GaugeValue, float64(st.Counts[state]), camp.Cliente, camp.ID, string(state))
 		}
 	}
-	if s.sess == nil {
-		return
-	}
 	cls, err := s.data.Clientes(ctx)
 	if err != nil {
+		return
+	}
+	for _, cl := range cls {
+		l, holds := s.eng.ReachHolding(cl.ID)
+		locked, until := 0.0, 0.0
+		if holds {
+			locked, until = 1, float64(l.Until.Unix())
+		}
+		ch <- prometheus.MustNewConstMetric(descReach, prometheus.GaugeValue, locked, cl.ID, l.Source)
+		ch <- prometheus.MustNewConstMetric(descReachEnd, prometheus.GaugeValue, until, cl.ID)
+	}
+	if s.sess == nil {
 		return
 	}
 	for _, cl := range cls {

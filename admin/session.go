@@ -25,13 +25,26 @@ func (s *Server) sessions(c *fiber.Ctx) (engine.Sessions, error) {
 }
 
 // handleSession handles "GET /api/clientes/:id/session": the session's
-// current state (engine.SessionEvent).
+// current state (engine.SessionEvent) and, while one holds, its reach lock.
 func (s *Server) handleSession(c *fiber.Ctx) error {
 	ss, err := s.sessions(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(ss.State(c.Params("id")))
+	id := c.Params("id")
+	v := sessionView{SessionEvent: ss.State(id)}
+	if l, ok := s.eng.ReachHolding(id); ok {
+		v.Reach = &l
+	}
+	return c.JSON(v)
+}
+
+// sessionView is a session's state with its reach lock, while one holds:
+// WhatsApp locked the number out of new chats, so only recipients with a
+// chat are sent to until nuevos_contactos.hasta.
+type sessionView struct {
+	engine.SessionEvent
+	Reach *engine.ReachLock `json:"nuevos_contactos,omitempty"`
 }
 
 // handleSessionQR handles "GET /api/clientes/:id/session/qr?format=png|json&timeout=20s".

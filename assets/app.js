@@ -24,6 +24,7 @@ const DICT = {
     'session.waitingqr': 'Esperando el código QR…', 'session.qrtimeout': 'El código QR no llegó a tiempo.',
     'session.device': 'Dispositivo: {jid}', 'session.since': 'desde {at}',
     'session.scanned': 'Escaneado: esperando la confirmación…',
+    'session.reach': 'WhatsApp bloqueó los contactos nuevos de este número hasta {until}: solo se envía a quienes ya tienen un chat; el resto espera, sin reintentos.',
     'sess.INITIALIZING': 'Iniciando', 'sess.QR_REQUIRED': 'Esperando el escaneo', 'sess.READY': 'Conectada',
     'sess.DISCONNECTED': 'Desconectada, reconectando', 'sess.LOGGED_OUT': 'Sesión cerrada',
     'sess.REPLACED': 'Reemplazada por otro dispositivo', 'sess.ERROR': 'Error',
@@ -83,6 +84,7 @@ const DICT = {
     'session.waitingqr': 'Waiting for the QR code…', 'session.qrtimeout': 'The QR code did not arrive in time.',
     'session.device': 'Device: {jid}', 'session.since': 'since {at}',
     'session.scanned': 'Scanned: waiting for confirmation…',
+    'session.reach': 'WhatsApp locked this number out of new contacts until {until}: only recipients with a chat are sent to; the rest wait, without retries.',
     'sess.INITIALIZING': 'Starting', 'sess.QR_REQUIRED': 'Waiting for scan', 'sess.READY': 'Connected',
     'sess.DISCONNECTED': 'Disconnected, reconnecting', 'sess.LOGGED_OUT': 'Logged out',
     'sess.REPLACED': 'Replaced by another device', 'sess.ERROR': 'Error',
@@ -400,6 +402,7 @@ function connectEvents() {
   on('envio', onEnvio);
   on('campaign', onCampaign);
   on('reply', () => reloadReplies());
+  on('reach', (d) => renderReach(d.reach));
   es.addEventListener('lost', resync); // the server dropped events this page read too slowly
   es.onmessage = (m) => { // unnamed events: dispatch on type
     let d;
@@ -409,6 +412,7 @@ function connectEvents() {
     else if (d.type === 'envio') onEnvio(d);
     else if (d.type === 'campaign') onCampaign(d);
     else if (d.type === 'reply') reloadReplies();
+    else if (d.type === 'reach') renderReach(d.reach);
   };
 }
 
@@ -418,7 +422,10 @@ async function loadSession() {
   const id = S.cliente;
   try {
     const s = await api('GET', `${clientePath(id)}/session`);
-    if (id === S.cliente) onSession(s, true);
+    if (id === S.cliente) {
+      onSession(s, true);
+      renderReach(s.nuevos_contactos || null);
+    }
   } catch (e) {
     if (id !== S.cliente) return;
     renderSession({ cliente: id, estado: 'ERROR', error: e.message });
@@ -487,6 +494,17 @@ async function fetchQR() {
   } finally {
     if (S.qrAbort === ctl) S.qrAbort = null;
   }
+}
+
+// renderReach shows the cliente's reach lock (WhatsApp refuses new chats)
+// while it holds; an ended lock, or none, hides it.
+function renderReach(l) {
+  const p = $('#reach-lock');
+  if (l && l.cliente && l.cliente !== S.cliente) return;
+  const holds = l && l.activo && new Date(l.hasta) > new Date();
+  p.hidden = !holds;
+  p.textContent = holds ? t('session.reach', { until: fmtTime(l.hasta) }) : '';
+  p.dataset.until = holds ? l.hasta : '';
 }
 
 function renderSession(s) {

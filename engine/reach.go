@@ -113,6 +113,13 @@ func (e *Engine) Reach(cliente string) ReachLock {
 	return e.reach[cliente]
 }
 
+// ReachHolding is the cliente's reach lock if it holds now (the engine's
+// clock), for the session view and the metrics.
+func (e *Engine) ReachHolding(cliente string) (ReachLock, bool) {
+	l := e.Reach(cliente)
+	return l, l.LockedAt(e.cfg.Clock.Now())
+}
+
 // expireReach ends a lock whose time is up, so that its end is journaled
 // and seen; called by the worker when it wakes at Until.
 func (e *Engine) expireReach(ctx context.Context, cliente string) {
