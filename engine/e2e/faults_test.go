@@ -358,3 +358,30 @@ func TestFaults_LogoutMidCampaignPausesWithNothingUnacked(t *testing.T) {
 	}
 	t.Logf("logged out after %d acked; %d pendiente, campaign pausada", sent, c[engine.Pendiente])
 }
+
+// Without the number check, a phone not on WhatsApp is found out by the
+// send itself: whatsmeow asks the server for its LID, gets none, and fails
+// before anything goes out. The envío ends omitido no_lid after its one
+// write-ahead (never fallido after retries), the server saw nothing of it,
+// and the others are enviado.
+func TestFaults_NoLIDIsOmitidoWithoutRetries(t *testing.T) {
+	r := newRig(t, rigConfig{})
+	phones := r.recipients(0, 3)
+	r.sim.SetRegistered(r.touch(phones[1]), false)
+	k := r.createCampaign("nolid", clienteID(1), phones, fast(3))
+	if err := r.eng.StartCampaign(ctxT(t), k); err != nil {
+		t.Fatal(err)
+	}
+	r.waitStatus(k, engine.Terminada)
+	e := r.envio(k, 2)
+	if e.State != engine.Omitido || e.Reason != engine.ReasonNoLID || e.Attempts != 1 || e.MsgID == "" {
+		t.Fatalf("envío to %s: %+v, want omitido no_lid after one attempt", phones[1], e)
+	}
+	if le, ok := r.sim.LedgerEntry(sender(1), e.MsgID); ok {
+		t.Errorf("the server saw the envío to the unregistered phone: %+v", le)
+	}
+	if c := r.counts(k); c[engine.Enviado] != 2 {
+		t.Errorf("counts %v, want 2 enviado", c)
+	}
+	r.checkNoLie(k, senderPhone(1))
+}
