@@ -55,7 +55,7 @@ func Sign(secret, timestamp string, body []byte) string {
 type WebhookPayload struct {
 	Delivery string       `json:"delivery"`
 	Cliente  string       `json:"cliente"`
-	Kind     string       `json:"kind"` // transition | session | campaign | suppress | import | cliente | reply
+	Kind     string       `json:"kind"` // transition | session | campaign | suppress | import | cliente | reply | reach
 	Entry    engine.Entry `json:"entry"`
 }
 

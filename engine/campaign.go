@@ -159,6 +159,7 @@ func (e *Engine) Reply(r Reply) {
 		}
 	}
 	e.events.Publish(Event{Type: "reply", At: r.At, Cliente: r.Cliente, Reason: r.Text})
+	e.poke(r.Cliente) // during a reach lock the phone is warm now: it may be sent to
 	if !decision.OptOut {
 		return
 	}
