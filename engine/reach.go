@@ -37,6 +37,11 @@ const (
 	EventReachUnlocked = "reach_unlocked"
 )
 
+// reasonReachHeld is the reason of an envío refused with 463 (Classify's
+// "ack_<code>"): while a lock holds it is not sent again, even to a warm
+// recipient.
+const reasonReachHeld = "ack_463"
+
 // LockedAt says whether the lock holds at now.
 func (l ReachLock) LockedAt(now time.Time) bool { return l.Active && now.Before(l.Until) }
 

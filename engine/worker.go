@@ -274,11 +274,12 @@ func (w *worker) send(ctx context.Context, c Campaign, env Envio) error {
 	case outcome == ReachLimited && env.Attempts < 2*maxAttempts:
 		// WhatsApp refuses new chats: never retried inside the lock (that
 		// makes it worse), not the number's failure (no breaker); the
-		// envío waits with its id for the lock's end.
+		// envío waits with its id for the lock's end, however it ends
+		// (nextWarm passes over it while the lock holds).
 		if err := e.reachLocked(done, w.cliente); err != nil {
 			return err
 		}
-		return back(reason, e.Reach(w.cliente).Until)
+		return back(reason, e.cfg.Clock.Now())
 	case outcome == NotSent && env.Attempts <= 1:
 		return e.apply(done, Transition{Envio: env.Ref, From: Enviando, To: Omitido, Reason: reason})
 	case outcome == NotSent:
@@ -418,6 +419,9 @@ func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, 
 		}
 		for _, env := range page {
 			w.warmFrom[c.ID] = env.Ref.Seq
+			if env.Reason == reasonReachHeld {
+				continue // refused with 463: held until the lock ends, warm or not
+			}
 			warm, err := w.isWarm(ctx, env.Telefono)
 			if err != nil {
 				return Due{}, err
