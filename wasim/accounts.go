@@ -102,6 +102,13 @@ type registry struct {
 	Accounts map[string]*Account `json:"accounts"` // by phone
 	NextLID  uint64              `json:"next_lid"`
 	NextAuto uint64              `json:"next_auto"` // counter for phone numbers the sim picks itself
+	// Chats["sender|recipient"]: the recipient has a chat with the sender (SetChat, or it
+	// wrote to the sender); sends from sender to recipient are warm.
+	Chats map[string]bool `json:"chats,omitempty"`
+	// Tokens["holder|issuer"]: the issuer's tctoken as the server handed it to the holder.
+	Tokens map[string]*issuedToken `json:"tokens,omitempty"`
+	// NCTSalts by phone: the key of the account's cstokens.
+	NCTSalts map[string][]byte `json:"nct_salts,omitempty"`
 }
 
 func newRegistry() *registry {

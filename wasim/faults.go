@@ -24,6 +24,11 @@ type Faults struct {
 	// SilentLogin completes the Noise handshake of a login but never sends <success> and
 	// ignores every stanza on that connection.
 	SilentLogin bool `json:"silent_login,omitempty"`
+	// Addressing479 acks a DM addressed to a bare phone-number JID, or to a LID whose
+	// peer_recipient_pn is another account's number, with error 479 (bad addressing, as the
+	// real server may answer); by default such a DM is accepted and only recorded
+	// (LedgerEntry.Addressing). It does not turn chaos off for the account.
+	Addressing479 bool `json:"addressing_479,omitempty"`
 }
 
 // Chaos mixes faults at given rates, deterministically: the fault of an arrival is a
@@ -138,7 +143,7 @@ func (p ackPlan) String() string {
 
 // planLocked decides the fault for the arrival-th arrival of message id from phone.
 func (s *Server) planLocked(phone, id string, arrival int) ackPlan {
-	if f := s.faultsLocked(phone); f != (Faults{}) {
+	if f := s.faultsLocked(phone); f != (Faults{Addressing479: f.Addressing479}) {
 		return ackPlan{drop: arrival <= f.DropBeforeAck, noAck: f.NoAck, delay: f.AckDelay, code: f.AckError}
 	}
 	if s.chaos == nil {

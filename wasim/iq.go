@@ -22,7 +22,7 @@ type iqHandler func(s *Server, c *conn, iq *waBinary.Node) ([]waBinary.Node, *iq
 // must never wait for its IQ timeout) and an EventIQUnhandled.
 var iqHandlers = map[string]iqHandler{
 	"w:p":     iqPing,
-	"passive": iqEmpty,
+	"passive": iqPassive,
 	"encrypt": iqEncrypt,
 	"md":      iqMultiDevice,
 	"usync":   iqUsync,
@@ -71,8 +71,20 @@ func jidString(j types.JID) string {
 	return j.String()
 }
 
-func iqPing(*Server, *conn, *waBinary.Node) ([]waBinary.Node, *iqError)  { return nil, nil }
-func iqEmpty(*Server, *conn, *waBinary.Node) ([]waBinary.Node, *iqError) { return nil, nil }
+func iqPing(*Server, *conn, *waBinary.Node) ([]waBinary.Node, *iqError) { return nil, nil }
+
+// EventActive: a logged-in client's post-login <iq xmlns="passive"><active/></iq> was
+// answered; whatsmeow emits events.Connected right after reading that answer.
+const EventActive EventKind = "active"
+
+func iqPassive(s *Server, c *conn, iq *waBinary.Node) ([]waBinary.Node, *iqError) {
+	if _, ok := iq.GetOptionalChildByTag("active"); ok && !c.jid.IsEmpty() {
+		c.afterReply = func() {
+			s.events.add(Event{Kind: EventActive, Conn: c.id, JID: c.jid.String(), Phone: c.jid.User})
+		}
+	}
+	return nil, nil
+}
 
 // iqEncrypt handles the Signal key namespace: <count/> (one-time prekeys left on the server),
 // the registration upload, and <key> bundle fetches.

@@ -37,6 +37,37 @@ type LedgerEntry struct {
 	LastAt      time.Time  `json:"last_at"`
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"` // delivery receipt sent to the sender
 	ReadAt      *time.Time `json:"read_at,omitempty"`      // read receipt sent to the sender
+
+	// Addressing is how the latest arrival named its recipient: "lid" (a LID with a
+	// peer_recipient_pn of the same account: whatsmeow since 2026-07), "lid_no_pn" (a LID
+	// alone), "pn" (a bare phone-number JID) or "lid_pn_mismatch" (peer_recipient_pn is
+	// another account's number). PeerRecipientPN is that attribute as sent.
+	Addressing      string `json:"addressing,omitempty"`
+	PeerRecipientPN string `json:"peer_recipient_pn,omitempty"`
+	// Warm: at the latest arrival the recipient had a chat with the sender (SetChat, or it
+	// wrote to the sender); a send that is not warm is cold. Token is the privacy token the
+	// latest arrival carried ("tctoken", "cstoken" or ""), TokenValid whether it checked out.
+	Warm       bool   `json:"warm"`
+	Token      string `json:"token,omitempty"`
+	TokenValid bool   `json:"token_valid,omitempty"`
+	// Acks463 counts the arrivals refused with 463 (not delivered); Refusal is the reason of
+	// the latest ("timelock" or "no_token"). RetriesInLock counts arrivals that came after a
+	// 463 of this id while that same timelock was still active.
+	Acks463       int    `json:"acks_463,omitempty"`
+	Refusal       string `json:"refusal,omitempty"`
+	RetriesInLock int    `json:"retries_in_lock,omitempty"`
+
+	// RetryRequests counts the retry receipts the recipient's phone sent for this id
+	// (RequestRetry); Resends the client's answers. ResendDecrypted, ResendText and
+	// ResendError describe the latest answer.
+	RetryRequests   int    `json:"retry_requests,omitempty"`
+	Resends         int    `json:"resends,omitempty"`
+	ResendDecrypted bool   `json:"resend_decrypted,omitempty"`
+	ResendText      string `json:"resend_text,omitempty"`
+	ResendError     string `json:"resend_error,omitempty"`
+
+	cold bool // counted as a cold send
+	lock int  // Timelock.Locks of the lock that refused it last
 }
 
 type ledgerKey struct{ from, id string } // sender user, message id

@@ -29,7 +29,9 @@ const (
 
 // handleMessage receives a <message> from a logged-in client: every <enc> addressed to a
 // simulated phone is decrypted as that device, the ledger records the arrival, and the
-// message is acked (or not, as the faults say). Runs on the connection's reader goroutine.
+// message is acked (or not, as the faults say; or refused with 463, as the reach-out rules
+// say). An answer to a retry receipt goes to handleResend. Runs on the connection's reader
+// goroutine.
 func (s *Server) handleMessage(c *conn, n *waBinary.Node) {
 	if c.jid.IsEmpty() {
 		return
@@ -39,11 +41,16 @@ func (s *Server) handleMessage(c *conn, n *waBinary.Node) {
 	if id == "" || to.IsEmpty() {
 		return
 	}
+	if isResend(n) {
+		s.handleResend(c, n, id, to)
+		return
+	}
+	peerPN, _ := n.Attrs["peer_recipient_pn"].(types.JID)
+	tokenKind, token := messageToken(n)
 	now := time.Now()
 	s.mu.Lock()
 	e := s.ledger.getLocked(c.jid, id)
-	first := e == nil
-	if first {
+	if e == nil {
 		e = &LedgerEntry{ID: id, From: c.jid.String(), To: to.ToNonAD().String(), FirstAt: now}
 		s.ledger.addLocked(c.jid, id, e)
 	}
@@ -54,21 +61,45 @@ func (s *Server) handleMessage(c *conn, n *waBinary.Node) {
 	if recipient != nil && e.PN == "" {
 		e.PN = recipient.JID().String()
 	}
+	e.Addressing, e.PeerRecipientPN = addressing(to, peerPN, recipient), jidString(peerPN)
 	plan := s.planLocked(c.jid.User, id, arrival)
+	if !plan.drop && plan.code == 0 && s.faultsLocked(c.jid.User).Addressing479 &&
+		(e.Addressing == "pn" || e.Addressing == "lid_pn_mismatch") {
+		plan.code, plan.noAck = 479, false
+	}
 	if recipient == nil && !plan.drop && !plan.noAck && plan.code == 0 {
 		plan.code = 404 // not on WhatsApp; a slow ack is still this error, never a success
+	}
+	var reach reachDecision
+	if !plan.drop && plan.code == 0 && recipient != nil && recipient.Phone != c.jid.User {
+		reach = s.reachLocked(c.jid.User, recipient, e, tokenKind, token, now)
+		if reach.refusal != "" {
+			plan.code, plan.noAck = 463, false
+		}
 	}
 	e.Faults = append(e.Faults, plan.String())
 	needDecrypt := !e.Decrypted
 	s.mu.Unlock()
 	s.events.add(Event{Kind: EventMessage, Conn: c.id, JID: c.jid.String(), Phone: c.jid.User, Detail: id})
+	if reach.ended != nil {
+		s.announceTimelock(c.jid.User, *reach.ended, "expired")
+	}
+	if reach.started != nil {
+		// Before the 463: the client hears of the lock no later than of the refusal.
+		s.lockTimer(c.jid.User, *reach.started, reach.stop)
+		s.announceTimelock(c.jid.User, *reach.started, "")
+	}
 
 	// Decrypt (the first time, or until it works): a resend of an id already read is counted,
-	// not shown to the recipient again.
+	// not shown to the recipient again. A refused message is decrypted too, so the phone's
+	// session keeps step with the client's, but it is not delivered.
 	var text, decErr string
 	decrypted := false
 	if needDecrypt {
-		text, decrypted, decErr = s.openMessage(c, n, to, recipient)
+		text, decrypted, decErr = s.openMessage(c, n, to, recipient, reach.refusal == "")
+		if reach.refusal != "" {
+			text, decrypted, decErr = "", false, "not delivered: 463 "+reach.refusal
+		}
 	}
 
 	s.mu.Lock()
@@ -109,7 +140,10 @@ func (s *Server) handleMessage(c *conn, n *waBinary.Node) {
 			return
 		}
 		s.events.add(Event{Kind: EventAck, Conn: c.id, JID: c.jid.String(), Phone: c.jid.User, Detail: detail})
-		if first && decrypted && plan.code == 0 && recipient != nil {
+		if reach.refusal != "" {
+			s.events.add(Event{Kind: EventAck463, Conn: c.id, JID: c.jid.String(), Phone: c.jid.User, Detail: id + " " + reach.refusal})
+		}
+		if needDecrypt && decrypted && plan.code == 0 && recipient != nil {
 			s.react(c.jid, recipient.Phone, id, text)
 		}
 	}
@@ -128,6 +162,19 @@ func (s *Server) handleMessage(c *conn, n *waBinary.Node) {
 	ack()
 }
 
+// addressing names how a DM named its recipient (see LedgerEntry.Addressing).
+func addressing(to, peerPN types.JID, recipient *Account) string {
+	switch {
+	case to.Server != types.HiddenUserServer:
+		return "pn"
+	case peerPN.IsEmpty():
+		return "lid_no_pn"
+	case recipient != nil && peerPN.User != recipient.Phone:
+		return "lid_pn_mismatch"
+	}
+	return "lid"
+}
+
 // recipientLocked returns the registered account a message is addressed to (a phone-number
 // or LID user JID), or nil. s.mu must be held.
 func (s *Server) recipientLocked(to types.JID) *Account {
@@ -143,7 +190,9 @@ func (s *Server) recipientLocked(to types.JID) *Account {
 // openMessage decrypts the <enc> elements of n addressed to simulated primary phones. It
 // returns the text the recipient read; decrypted is false (with a reason) when the
 // recipient's copy could not be read or there was none.
-func (s *Server) openMessage(c *conn, n *waBinary.Node, to types.JID, recipient *Account) (text string, decrypted bool, reason string) {
+//
+// With deliver false (a refused message) the copies are decrypted but nothing is forwarded.
+func (s *Server) openMessage(c *conn, n *waBinary.Node, to types.JID, recipient *Account, deliver bool) (text string, decrypted bool, reason string) {
 	type target struct {
 		jid types.JID
 		enc waBinary.Node
@@ -204,7 +253,7 @@ func (s *Server) openMessage(c *conn, n *waBinary.Node, to types.JID, recipient 
 				continue
 			}
 			text, decrypted, reason = messageText(&msg), true, ""
-		case dev != nil && !(t.jid.User == c.jid.User && t.jid.Device == c.jid.Device):
+		case deliver && dev != nil && !(t.jid.User == c.jid.User && t.jid.Device == c.jid.Device):
 			// Another linked device (a real client): forward the ciphertext as is.
 			s.forward(c, n, t.jid, t.enc)
 		}
@@ -385,7 +434,8 @@ var ErrNoDevices = errors.New("wasim: target has no linked devices")
 
 // SendText makes the simulated user fromPhone send a text message to the account of to (a
 // user JID), encrypted for each of its linked devices (a pkmsg built from the device's
-// uploaded prekeys the first time). Connected devices get it now and SendText waits for their
+// uploaded prekeys the first time). The target then has a chat with fromPhone (SetChat) and,
+// before the message, its devices get fromPhone's tctoken (a privacy_token notification). Connected devices get it now and SendText waits for their
 // receipt; others get it when they next log in. It returns the message id.
 func (s *Server) SendText(ctx context.Context, fromPhone string, to types.JID, text string) (string, error) {
 	fromPhone = digits(fromPhone)
@@ -407,6 +457,12 @@ func (s *Server) SendText(ctx context.Context, fromPhone string, to types.JID, t
 		s.mu.Unlock()
 		return "", ErrNoDevices
 	}
+	targetPhone := target.Phone
+	s.mu.Unlock()
+	// The user writes to the target: the target now has a chat with it (its sends there are
+	// warm) and holds its tctoken, which reaches the target's devices before the message.
+	s.openChat(targetPhone, fromPhone, false)
+	s.mu.Lock()
 	ph := from.phoneLocked()
 	name := from.Name
 	if name == "" {

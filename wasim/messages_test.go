@@ -278,6 +278,9 @@ func TestClientToClient(t *testing.T) {
 		// B's receipt for A's message is the last thing B sends; disconnecting before it
 		// would make B log a failed receipt.
 		waitSim(t, sim, 0, wasim.EventClientReceipt, bJID.String())
+		// A's client gave B its privacy token (an IQ after the send); the server passed it
+		// on to B: B must have handled that notification too.
+		waitSim(t, sim, 0, wasim.EventNotified, bJID.String())
 		seq := sim.LastEvent()
 		b.cli.Disconnect()
 		waitSim(t, sim, seq, wasim.EventConnClosed, bJID.String())
@@ -299,6 +302,7 @@ func TestClientToClient(t *testing.T) {
 			t.Errorf("no receipt from B for the queued message %s", qid)
 		}
 	})
+	a.sync()
 	a.close()
 	b.close()
 	a.assertCleanLog()

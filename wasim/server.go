@@ -93,6 +93,10 @@ type Server struct {
 	behaviors map[string]Behavior           // by recipient phone; "" = default
 	received  map[string]int                // "recipient|sender" -> messages read, for Behavior.ReplyTo
 	offline   map[types.JID][]waBinary.Node // stanzas for linked devices that are not connected
+
+	// part 3: reach-out rules
+	reachPlans map[string]Reach       // by sending phone; "" = default
+	locks      map[string]*reachState // by sending phone
 }
 
 // New returns a server configured by opts; it does not listen until Start.

@@ -199,6 +199,9 @@ func TestStandaloneSurvivesKill(t *testing.T) {
 	if len(lines) != 2 || lines[0].Text != "hola" || lines[0].Acks != 1 || lines[1].AckError != 463 {
 		t.Errorf("ledger = %+v", lines)
 	}
+	// The client's privacy-token IQ after its first send to bob runs in the background.
+	control(t, hc, "GET", p2.url+"/sim/events?kind=client_token&wait=10s&jid="+scanned.JID, nil, &evs)
+	tc.sync()
 	tc.close()
 	tc.assertCleanLog(readErr, "Error reconnecting after autoreconnect sleep")
 	p2.stop(syscall.SIGTERM)

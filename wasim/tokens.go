@@ -28,6 +28,13 @@ func iqPrivacy(s *Server, c *conn, iq *waBinary.Node) ([]waBinary.Node, *iqError
 	}
 	c.afterReply = func() {
 		for _, jid := range named {
+			// The contact holds this client's token now: its sends here are warm.
+			s.mu.Lock()
+			acc := s.recipientLocked(jid.ToNonAD())
+			s.mu.Unlock()
+			if acc != nil {
+				s.openChat(acc.Phone, c.jid.User, true)
+			}
 			s.events.add(Event{Kind: EventClientToken, Conn: c.id, JID: c.jid.String(), Phone: c.jid.User, Detail: jid.String()})
 		}
 	}
