@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"go.mau.fi/whatsmeow"
+	"go.uber.org/goleak"
 
 	"leadmaster/engine"
 	"leadmaster/engine/wa"
@@ -23,7 +24,11 @@ func TestRetryReceiptAfterRestart(t *testing.T) {
 		retryStore bool
 	}{{"RetryStore", true}, {"WithoutRetryStore", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkLeaks(t)
+			// The recipient's receipts can reach a client that is closing:
+			// whatsmeow's frame reader then blocks for good on the frame
+			// (the leak TestStreamReplaced tolerates, doc.go Caveats). Only
+			// that goroutine is tolerated; any other leak still fails.
+			checkLeaks(t, goleak.IgnoreTopFunction("go.mau.fi/whatsmeow/socket.(*FrameSocket).frameComplete"))
 			sim := startSim(t)
 			e := newEnv(t, sim, t.TempDir())
 			mustCliente(t, e.db, "c1")
