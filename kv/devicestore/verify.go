@@ -1,15 +1,22 @@
 package devicestore
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
+	waLog "go.mau.fi/whatsmeow/util/log"
 )
 
 // ErrVerifyMismatch is returned by VerifyImport when a getter of this store
@@ -21,8 +28,28 @@ var ErrVerifyMismatch = errors.New("devicestore: imported data differs from the 
 // tests) must answer the same on both stores: the device itself, identities,
 // sessions, prekeys and the uploaded count, sender keys, sync keys and the
 // latest one, app-state versions and mutation MACs, contacts, chat settings,
-// message secrets, privacy tokens, buffered events and the LID map.
+// message secrets, privacy tokens with their sender timestamps, buffered
+// events, kept outgoing messages, the NCT salt and the LID map.
+//
+// The source is asked through sqlstore's own getters, which read today's
+// schema (v15). A source of an older schema is first copied (VACUUM INTO a
+// temporary file, through src's own driver) and the copy upgraded by
+// sqlstore's own migrations: what the import defaulted is then checked
+// against what whatsmeow itself would make of the file. src is never
+// written.
 func (c *Container) VerifyImport(ctx context.Context, src *sql.DB) error {
+	sch, err := readSQLSchema(ctx, src)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if !sch.current() {
+		cp, cleanup, err := upgradedCopy(ctx, src, c.log)
+		if err != nil {
+			return fmt.Errorf("verify: source schema v%d: %w", sch.version, err)
+		}
+		defer cleanup()
+		src = cp
+	}
 	sc := sqlstore.NewWithDB(src, "sqlite", c.log)
 	devices, err := sc.GetAllDevices(ctx)
 	if err != nil {
@@ -81,6 +108,7 @@ func (v *verifier) device(want, got *store.Device) {
 		{"names", [3]string{want.Platform, want.BusinessName, want.PushName}, [3]string{got.Platform, got.BusinessName, got.PushName}},
 		{"lid migration ts", want.LIDMigrationTimestamp, got.LIDMigrationTimestamp},
 		{"facebook uuid", want.FacebookUUID, got.FacebookUUID},
+		{"companion meta nonce", want.CompanionMetaNonce, got.CompanionMetaNonce},
 	}
 	for _, p := range pairs {
 		v.same(want.ID.String()+" "+p.what, p.want, p.got, nil, nil)
@@ -237,12 +265,29 @@ func (v *verifier) rows(ctx context.Context, src *sql.DB, want, got *store.Devic
 			v.same(fmt.Sprintf("buffered event %x", hash), w, g, werr, gerr)
 			return nil
 		}},
+		{`SELECT chat_jid, message_id FROM whatsmeow_retry_buffer WHERE our_jid=?`, func(r *sql.Rows) error {
+			var chat types.JID
+			var id string
+			if err := r.Scan(&chat, &id); err != nil {
+				return err
+			}
+			wf, wp, werr := want.EventBuffer.GetOutgoingEvent(ctx, chat, types.EmptyJID, id)
+			gf, gp, gerr := got.EventBuffer.GetOutgoingEvent(ctx, chat, types.EmptyJID, id)
+			v.same("outgoing event "+chat.String()+" "+id, [2]any{wf, wp}, [2]any{gf, gp}, werr, gerr)
+			return nil
+		}},
 	}
 	for _, c := range checks {
 		if err := q(c.query, c.scan); err != nil {
 			return err
 		}
 	}
+	ws, werr := want.NCTSalt.GetNCTSalt(ctx)
+	gs, gerr := got.NCTSalt.GetNCTSalt(ctx)
+	v.same("nct salt", ws, gs, werr, gerr)
+	wk, werr := allSyncKeys(ctx, want)
+	gk, gerr := allSyncKeys(ctx, got)
+	v.same("all sync keys", wk, gk, werr, gerr)
 	wn, werr := want.PreKeys.UploadedPreKeyCount(ctx)
 	gn, gerr := got.PreKeys.UploadedPreKeyCount(ctx)
 	v.same("uploaded prekey count", wn, gn, werr, gerr)
@@ -256,6 +301,57 @@ func (v *verifier) rows(ctx context.Context, src *sql.DB, want, got *store.Devic
 	v.same("latest sync key timestamp", wl, gl, werr, gerr)
 	return nil
 }
+
+// allSyncKeys is GetAllAppStateSyncKeys with equal timestamps (unspecified
+// order in SQL) ordered by data.
+func allSyncKeys(ctx context.Context, d *store.Device) ([]store.AppStateSyncKey, error) {
+	ks, err := d.AppStateKeys.GetAllAppStateSyncKeys(ctx)
+	out := make([]store.AppStateSyncKey, 0, len(ks))
+	for _, k := range ks {
+		out = append(out, *k)
+	}
+	slices.SortStableFunc(out, func(a, b store.AppStateSyncKey) int {
+		return cmp.Or(cmp.Compare(b.Timestamp, a.Timestamp), bytes.Compare(a.Data, b.Data))
+	})
+	return out, err
+}
+
+// upgradedCopy snapshots src (VACUUM INTO, a read) into a temporary file,
+// opens it with src's driver and upgrades it with sqlstore's migrations.
+func upgradedCopy(ctx context.Context, src *sql.DB, log waLog.Logger) (*sql.DB, func(), error) {
+	dir, err := os.MkdirTemp("", "leadmaster-verify-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { _ = os.RemoveAll(dir) }
+	path := filepath.Join(dir, "copy.db")
+	if _, err := src.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("copy source: %w", err)
+	}
+	db := sql.OpenDB(dsnConnector{dsn: "file:" + path, drv: src.Driver()})
+	db.SetMaxOpenConns(1) // the foreign_keys pragma is per connection
+	closeAll := func() { _ = db.Close(); cleanup() }
+	if _, err := db.ExecContext(ctx, `PRAGMA foreign_keys = ON`); err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("open copy: %w", err)
+	}
+	if err := sqlstore.NewWithDB(db, "sqlite", log).Upgrade(ctx); err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("upgrade copy: %w", err)
+	}
+	db.SetMaxOpenConns(0) // verification reads with a query open while it calls getters
+	return db, closeAll, nil
+}
+
+// dsnConnector opens dsn with a driver that is already loaded.
+type dsnConnector struct {
+	dsn string
+	drv driver.Driver
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
 
 func latestSyncKeyTS(ctx context.Context, d *store.Device) (int64, error) {
 	id, err := d.AppStateKeys.GetLatestAppStateSyncKeyID(ctx)
