@@ -34,8 +34,19 @@ import (
 //	POST /sim/chaos     Chaos, or null to turn it off              (SetChaos)
 //	POST /sim/behavior  {"phone":"…","behavior":Behavior}          (SetBehavior; "" for all)
 //	POST /sim/registered {"phone":"…","registered":false}          (SetRegistered)
+//	POST /sim/chat      {"sender":"…","recipient":"…","chat":true} (SetChat)
+//	GET  /sim/chat?sender=…&recipient=…        {"chat":bool}       (Chat)
+//	POST /sim/reach     {"phone":"…","reach":Reach}                (SetReach; "" for all, {} clears)
+//	GET  /sim/timelock?phone=…                 Timelock            (Timelock)
+//	POST /sim/timelock/end {"phone":"…"}        {"ended":bool}      (EndTimelock)
+//	GET  /sim/acks463                          {"<pn jid>":n}      (Acks463)
+//	GET  /sim/delivered                        {"<pn jid>":n}      (DeliveredTo)
+//	GET  /sim/nct-salt?phone=…                 {"salt":"base64"}   (NCTSalt)
+//	POST /sim/retry     {"recipient":"phone","sender":"device jid","id":"…"}  (RequestRetry)
+//	POST /sim/forget-sessions {"phone":"…"}                        (ForgetSessions)
 //
-// Durations inside Faults, Chaos and Behavior are JSON numbers of nanoseconds (time.Duration).
+// Durations inside Faults, Chaos, Behavior and Reach are JSON numbers of nanoseconds
+// (time.Duration).
 func (s *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /sim/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /sim/accounts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Accounts()) })
@@ -53,6 +64,18 @@ func (s *Server) controlRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /sim/chaos", s.handleChaos)
 	mux.HandleFunc("POST /sim/behavior", s.handleBehavior)
 	mux.HandleFunc("POST /sim/registered", s.handleRegistered)
+	mux.HandleFunc("POST /sim/chat", s.handleSetChat)
+	mux.HandleFunc("GET /sim/chat", s.handleGetChat)
+	mux.HandleFunc("POST /sim/reach", s.handleReach)
+	mux.HandleFunc("GET /sim/timelock", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Timelock(r.URL.Query().Get("phone")))
+	})
+	mux.HandleFunc("POST /sim/timelock/end", s.handleEndTimelock)
+	mux.HandleFunc("GET /sim/acks463", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Acks463()) })
+	mux.HandleFunc("GET /sim/delivered", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.DeliveredTo()) })
+	mux.HandleFunc("GET /sim/nct-salt", s.handleNCTSalt)
+	mux.HandleFunc("POST /sim/retry", s.handleRetry)
+	mux.HandleFunc("POST /sim/forget-sessions", s.handleForgetSessions)
 }
 
 // pairTimeout bounds a pairing started through the control API.
@@ -204,7 +227,8 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrBadQR), errors.Is(err, ErrWrongPairCode):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrUnknownQR), errors.Is(err, ErrNoCodePairing), errors.Is(err, ErrUnknownDevice), errors.Is(err, ErrNoDevices):
+	case errors.Is(err, ErrUnknownQR), errors.Is(err, ErrNoCodePairing), errors.Is(err, ErrUnknownDevice), errors.Is(err, ErrNoDevices),
+		errors.Is(err, ErrUnknownMessage):
 		return http.StatusNotFound
 	case errors.Is(err, ErrNotConnected):
 		return http.StatusConflict
@@ -340,4 +364,106 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+}
+
+// handleSetChat handles "POST /sim/chat".
+func (s *Server) handleSetChat(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Sender    string `json:"sender"`
+		Recipient string `json:"recipient"`
+		Chat      *bool  `json:"chat"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if digits(req.Sender) == "" || digits(req.Recipient) == "" || req.Chat == nil {
+		writeError(w, http.StatusBadRequest, errors.New(`want {"sender":"…","recipient":"…","chat":true|false}`))
+		return
+	}
+	s.SetChat(req.Sender, req.Recipient, *req.Chat)
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleGetChat handles "GET /sim/chat?sender=…&recipient=…".
+func (s *Server) handleGetChat(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	writeJSON(w, http.StatusOK, map[string]bool{"chat": s.Chat(q.Get("sender"), q.Get("recipient"))})
+}
+
+// handleReach handles "POST /sim/reach".
+func (s *Server) handleReach(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone string `json:"phone"`
+		Reach Reach  `json:"reach"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Reach.TimelockAfterColdSends < 0 || req.Reach.TimelockFor < 0 {
+		writeError(w, http.StatusBadRequest, errors.New("timelock_after_cold_sends and timelock_for must be >= 0"))
+		return
+	}
+	s.SetReach(req.Phone, req.Reach)
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleEndTimelock handles "POST /sim/timelock/end".
+func (s *Server) handleEndTimelock(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone string `json:"phone"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ended": s.EndTimelock(req.Phone)})
+}
+
+// handleNCTSalt handles "GET /sim/nct-salt?phone=…".
+func (s *Server) handleNCTSalt(w http.ResponseWriter, r *http.Request) {
+	phone := r.URL.Query().Get("phone")
+	if digits(phone) == "" {
+		writeError(w, http.StatusBadRequest, errors.New("want ?phone=…"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]byte{"salt": s.NCTSalt(phone)})
+}
+
+// handleRetry handles "POST /sim/retry": the recipient's phone asks the sender's device to
+// resend a message. It answers once the client acked the retry receipt (or it was queued).
+func (s *Server) handleRetry(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Recipient string `json:"recipient"`
+		Sender    string `json:"sender"`
+		ID        string `json:"id"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	sender, err := types.ParseJID(req.Sender)
+	if err != nil || sender.User == "" || req.ID == "" || digits(req.Recipient) == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`want {"recipient":"phone","sender":"device jid","id":"…"}`))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), barrierTimeout)
+	defer cancel()
+	if err := s.RequestRetry(ctx, req.Recipient, sender, req.ID); err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// handleForgetSessions handles "POST /sim/forget-sessions".
+func (s *Server) handleForgetSessions(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Phone string `json:"phone"`
+	}
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if err := s.ForgetSessions(req.Phone); err != nil {
+		writeError(w, statusOf(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }

@@ -17,5 +17,12 @@
 //   - Callers of SendMessage need a ctx deadline: a retry after a dropped connection has no
 //     timeout of its own in whatsmeow.
 //   - The control API has no authentication: keep it on loopback.
-//   - Not simulated: groups, media, app state, history sync, presence, calls, retry receipts.
+//   - DMs arrive addressed to LIDs (whatsmeow since 2026-07); LedgerEntry.PN and DeliveredTo
+//     give the recipient's phone number. Sends are warm when the recipient has a chat with
+//     the sender (SetChat, or it wrote to it), cold otherwise; SetReach enforces privacy
+//     tokens and a reach-out timelock on cold sends (ack 463, not delivered), announced
+//     with the MEX notification behind events.NotifyAccountReachoutTimelock.
+//   - RequestRetry sends a phone's retry receipt; phones never send one on their own.
+//   - Not simulated: groups, media, app state (so no NCT salt reaches a client: tests store
+//     NCTSalt in it to get cstokens), history sync, presence, calls.
 package wasim
