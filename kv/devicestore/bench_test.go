@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/store/sqlstore"
 	"go.mau.fi/whatsmeow/types"
@@ -174,6 +176,77 @@ func BenchmarkDecryptionTxn(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// outgoingBlob is a marshalled text message, what whatsmeow keeps per send.
+var outgoingBlob = fill(300, 9)
+
+// sendKeep is what whatsmeow's addRecentMessage does on every send with
+// UseRetryMessageStore: AddOutgoingEvent, then DeleteOldOutgoingEvents (its
+// lastRetryStoreClear is never set, so that runs every time too).
+func sendKeep(d *store.Device, i int64) error {
+	chat := types.NewJID(fmt.Sprint(90000+i%5000), types.HiddenUserServer)
+	if err := d.EventBuffer.AddOutgoingEvent(ctx, chat, types.MessageID(fmt.Sprintf("3EB0%016X", i)), "wa", outgoingBlob); err != nil {
+		return err
+	}
+	return d.EventBuffer.DeleteOldOutgoingEvents(ctx)
+}
+
+// BenchmarkOutgoingEventPerSend is the retry buffer's cost on one client's
+// send path (whatsmeow serialises a client's sends).
+func BenchmarkOutgoingEventPerSend(b *testing.B) {
+	for _, bb := range benchBackends {
+		b.Run(bb.name, func(b *testing.B) {
+			d, done := bb.open(b)
+			defer done()
+			b.ResetTimer()
+			for i := range b.N {
+				if err := sendKeep(d, int64(i)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOutgoingEventPerSendDevices is 16 clients on one file sending
+// at once, as the appliance runs them: on the bbolt store their writes are
+// coalesced by the group committer (commits/send < 1).
+func BenchmarkOutgoingEventPerSendDevices(b *testing.B) {
+	const devices = 16
+	for _, name := range []string{"bbolt", "bbolt-nogroupcommit"} {
+		b.Run(name, func(b *testing.B) {
+			o := openBolt(b, b.TempDir())
+			defer o.close()
+			o.bolt.NoBatch = name == "bbolt-nogroupcommit"
+			devs := make([]*store.Device, devices)
+			for i := range devs {
+				d := o.c.NewDevice()
+				j := types.NewADJID(fmt.Sprint(300+i), 0, 1)
+				d.ID, d.Account = &j, testAccount()
+				mustOK(b, o.c.PutDevice(ctx, d))
+				devs[i] = d
+			}
+			var txBefore int
+			mustOK(b, o.db.View(func(tx *bbolt.Tx) error { txBefore = tx.ID(); return nil }))
+			var next, n atomic.Int64
+			b.SetParallelism((devices + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				d := devs[next.Add(1)%devices] // one goroutine per client, roughly
+				for pb.Next() {
+					if err := sendKeep(d, n.Add(1)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			var txAfter int
+			mustOK(b, o.db.View(func(tx *bbolt.Tx) error { txAfter = tx.ID(); return nil }))
+			b.ReportMetric(float64(txAfter-txBefore)/float64(b.N), "commits/send")
 		})
 	}
 }
