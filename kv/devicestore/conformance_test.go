@@ -1056,6 +1056,7 @@ func caseOutgoing(t *testing.T, e *env) {
 	_, _, err := eb.GetOutgoingEvent(ctx, pn, lid, "M1")
 	e.wantOutgoingMissing(err, "nothing kept")
 	mustErr(t, eb.AddOutgoingEvent(ctx, pn, "NIL", "wa", nil), "nil plaintext (NOT NULL)")
+	mustErr(t, eb.AddOutgoingEvent(ctx, types.EmptyJID, "NIL", "wa", []byte("x")), "empty chat (NOT NULL)")
 	mustOK(t, eb.AddOutgoingEvent(ctx, pn, "M1", "wa", []byte("m1 first")))
 	mustOK(t, eb.AddOutgoingEvent(ctx, lid, "M2", "fb", []byte("m2")))
 	mustOK(t, eb.AddOutgoingEvent(ctx, pn, "M1", "fb", []byte("m1 again"))) // same chat and id: replaces
@@ -1076,6 +1077,8 @@ func caseOutgoing(t *testing.T, e *env) {
 	eq(t, "LID chat by alt", get(pn, lid, "M2"), [2]string{"fb", "m2"})
 	eq(t, "same id, other chat", get(other, types.EmptyJID, "M1"), [2]string{"wa", "m1 to other"})
 	eq(t, "empty plaintext", get(jid("g1@g.us"), types.EmptyJID, "G1"), [2]string{"wa", ""})
+	_, _, err = eb.GetOutgoingEvent(ctx, types.NewADJID("5", 0, 2), types.EmptyJID, "M1")
+	e.wantOutgoingMissing(err, "the chat is matched as stored (an AD JID is another chat)")
 	_, _, err = eb.GetOutgoingEvent(ctx, lid, types.EmptyJID, "M1")
 	e.wantOutgoingMissing(err, "other chat, no alt")
 	_, _, err = eb.GetOutgoingEvent(ctx, pn, lid, "M3")
@@ -1083,7 +1086,9 @@ func caseOutgoing(t *testing.T, e *env) {
 	_, _, err = eb.GetOutgoingEvent(ctx, pn, lid, "D2")
 	e.wantOutgoingMissing(err, "another device's message")
 	_, _, err = eb.GetOutgoingEvent(ctx, pn, lid, "NIL")
-	e.wantOutgoingMissing(err, "failed add stored nothing")
+	e.wantOutgoingMissing(err, "failed adds stored nothing")
+	_, _, err = eb.GetOutgoingEvent(ctx, types.EmptyJID, types.EmptyJID, "NIL")
+	e.wantOutgoingMissing(err, "empty chat and alt chat")
 	d2 = e.get(dev2)
 	late := d2.EventBuffer
 	mustOK(t, e.c.DeleteDevice(ctx, d2))

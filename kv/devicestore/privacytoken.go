@@ -170,7 +170,9 @@ func (s *Store) GetNCTSalt(ctx context.Context) ([]byte, error) {
 			return nil
 		}
 		var err error
-		salt, err = decodeBlob(v)
+		if salt, err = decodeBlob(v); len(salt) == 0 {
+			salt = nil // as sqlstore reads an empty blob
+		}
 		return err
 	})
 	if err != nil {

@@ -18,9 +18,10 @@ const retryRetention = 7 * 24 * time.Hour
 // AddOutgoingEvent keeps an outgoing message (marshalled, format "wa" or
 // "fb") so that a recipient's retry receipt can be answered after a restart
 // (whatsmeow's Client.UseRetryMessageStore). The same chat and id replace
-// the kept one.
+// the kept one and its timestamp. A nil plaintext or an empty chat is
+// ErrNotNull (sqlstore's NOT NULL columns).
 func (s *Store) AddOutgoingEvent(ctx context.Context, chatJID types.JID, id types.MessageID, format string, plaintext []byte) error {
-	if plaintext == nil {
+	if plaintext == nil || chatJID.IsEmpty() { // sqlstore: NOT NULL plaintext, chat_jid
 		return fmt.Errorf("add outgoing event %s: %w", id, ErrNotNull)
 	}
 	r := outgoingRecord{insertMS: s.c.Now().UnixMilli(), format: format, plaintext: plaintext}
@@ -84,6 +85,9 @@ func (s *Store) GetOutgoingEvent(ctx context.Context, chatJID, altChatJID types.
 	}
 	if r == nil {
 		return "", nil, fmt.Errorf("get outgoing event %s in %s: %w", id, chatJID, ErrNotFound)
+	}
+	if len(r.plaintext) == 0 {
+		return r.format, nil, nil // as sqlstore reads an empty blob
 	}
 	return r.format, r.plaintext, nil
 }

@@ -9,6 +9,13 @@
 //	// st counts the rows copied per table; err wraps devicestore.ErrDeviceExists
 //	// or devicestore.ErrVerifyMismatch (then nothing was kept).
 //
+// The source may be of any sqlstore schema from v8 (whatsmeow 2025, as
+// wuzapi and most tools still run it) to v15 (2026-08): it is opened
+// read-only and read as it is, never upgraded. For a source older than v15,
+// verification compares against a temporary copy (VACUUM INTO, about the
+// size of the source, in os.TempDir) upgraded by whatsmeow's own
+// migrations, removed afterwards.
+//
 // It links modernc.org/sqlite, a pure-Go SQLite driver, into the binary.
 // Stop the tool that owns the source file first: WhatsApp allows one live
 // connection per device, and the source would keep advancing the Signal
