@@ -39,7 +39,8 @@ type Container struct {
 	// Set it before the container is used.
 	NoBatch bool
 
-	// Now is the clock used for event-buffer timestamps. Tests may replace
+	// Now is the clock used for event-buffer and retry-buffer timestamps
+	// and their purges (sqlstore always uses time.Now). Tests may replace
 	// it before the container is used.
 	Now func() time.Time
 }
