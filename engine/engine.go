@@ -42,6 +42,12 @@ type Store interface {
 	// HasChat says whether the cliente has a chat with phone as far as the
 	// store knows: a reply from it, or an envío to it delivered or read.
 	HasChat(ctx context.Context, cliente, phone string) (bool, error)
+	// CreateCampaign stores a new campaña (ErrConflict if its id exists).
+	CreateCampaign(ctx context.Context, c Campaign) error
+	// AddMessage adds a transactional message to a cliente's messages
+	// campaign (see SendMessage); MessageRef finds one by key or id.
+	AddMessage(ctx context.Context, campaign string, m Message) (Envio, bool, error)
+	MessageRef(ctx context.Context, cliente, campaign, keyOrID string) (Ref, error)
 }
 
 // Config tunes the engine. The zero value gets the defaults below.
@@ -313,7 +319,9 @@ func (e *Engine) pauseCliente(ctx context.Context, cliente, reason string) {
 		return
 	}
 	for _, c := range cs {
-		if c.Status == Activa {
+		// Transactional messages are not paused: they wait for READY, and
+		// a re-pair needs no operator to resume them.
+		if c.Status == Activa && !IsMessages(c) {
 			if err := e.setStatus(ctx, c.ID, Pausada, reason, Activa); err != nil {
 				e.log.Error("pause campaign", "campaign", c.ID, "err", err)
 			}

@@ -111,8 +111,8 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 	} else if w.warm != nil {
 		w.warmFrom, w.warm = nil, nil // the next lock learns afresh
 	}
-	for i := range cs {
-		c := cs[(w.rr+i)%len(cs)]
+	ordered, msgs := w.order(cs)
+	for i, c := range ordered {
 		if c.Status != Activa {
 			continue
 		}
@@ -131,12 +131,14 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 		}
 		if !due.Ok {
 			earliest(due.Next)
-			if due.Next.IsZero() && !locked {
+			if due.Next.IsZero() && !locked && !IsMessages(c) {
 				w.finishIfDone(ctx, c)
 			}
 			continue
 		}
-		w.rr = (w.rr + i + 1) % len(cs)
+		if i >= msgs {
+			w.rr += i - msgs + 1 // the next step starts after this campaign
+		}
 		sent, err := w.process(ctx, c, due.Envio)
 		if err != nil {
 			return time.Time{}, err
@@ -466,4 +468,25 @@ func (w *worker) isWarm(ctx context.Context, phone string) (bool, error) {
 		w.warm[phone] = true
 	}
 	return ok, nil
+}
+
+// order lists the cliente's campaigns in the order a step tries them: its
+// transactional messages first (msgs of them: a person is waiting), then
+// the campaigns round-robin from where the last send left off.
+func (w *worker) order(cs []Campaign) (out []Campaign, msgs int) {
+	out = make([]Campaign, 0, len(cs))
+	var rest []Campaign
+	for _, c := range cs {
+		if IsMessages(c) {
+			out = append(out, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	msgs = len(out)
+	w.rr %= max(len(rest), 1)
+	for i := range rest {
+		out = append(out, rest[(w.rr+i)%len(rest)])
+	}
+	return out, msgs
 }
