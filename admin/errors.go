@@ -43,6 +43,7 @@ var codes = []struct {
 	{engine.ErrInvalid, fiber.StatusBadRequest, "invalid"},
 	{engine.ErrBadTransition, fiber.StatusConflict, "bad_transition"},
 	{engine.ErrConflict, fiber.StatusConflict, "conflict"},
+	{engine.ErrOptedOut, fiber.StatusConflict, "opted_out"},
 	{engine.ErrAlreadyConnected, fiber.StatusConflict, "already_connected"},
 	{engine.ErrNoSession, fiber.StatusConflict, "no_session"},
 	{engine.ErrSessionDown, fiber.StatusConflict, "session_down"},

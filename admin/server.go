@@ -277,6 +277,10 @@ func (s *Server) routes() {
 	cl.Post("/session/pair", s.handleSessionPair)
 	cl.Post("/session/logout", s.handleSessionLogout)
 
+	cl.Post("/mensajes", s.handleSendMessage)
+	cl.Get("/mensajes", s.handleListMessages)
+	cl.Get("/mensajes/:mid", s.handleGetMessage)
+
 	cl.Get("/campaigns", s.handleListCampaigns)
 	cl.Post("/campaigns", s.handleCreateCampaign)
 	cp := cl.Group("/campaigns/:cid", s.ownCampaign)

@@ -48,6 +48,9 @@ type Store interface {
 	// campaign (see SendMessage); MessageRef finds one by key or id.
 	AddMessage(ctx context.Context, campaign string, m Message) (Envio, bool, error)
 	MessageRef(ctx context.Context, cliente, campaign, keyOrID string) (Ref, error)
+	// MessageID is the deterministic message id of an envío (the one its
+	// write-ahead records).
+	MessageID(r Ref) string
 }
 
 // Config tunes the engine. The zero value gets the defaults below.

@@ -110,6 +110,15 @@ func (e *Engine) messagesCampaign(ctx context.Context, cliente string) (string, 
 	return id, nil
 }
 
+// MessageIDOf is the message id an envío has, or will have from its first
+// write-ahead on: deterministic, so a caller can quote it at once.
+func (e *Engine) MessageIDOf(env Envio) string {
+	if env.MsgID != "" {
+		return env.MsgID
+	}
+	return e.store.MessageID(env.Ref)
+}
+
 // Message reads a cliente's transactional message by idempotency key or
 // message id.
 func (e *Engine) Message(ctx context.Context, cliente, keyOrID string) (Envio, error) {
