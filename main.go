@@ -241,6 +241,10 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 	breakerFailures := fs.Int("breaker-failures", 5, "consecutive failed sends that pause a cliente's sending")
 	breakerCooldown := fs.Duration("breaker-cooldown", 10*time.Minute, "how long sending stays paused after those failures")
 	reachDefault := fs.Duration("reach-lock-default", 24*time.Hour, "how long new chats stay locked after WhatsApp answers 463 without naming the end of its timelock (warm recipients are still served)")
+	msgMinDelay := fs.Duration("messages-min-delay", engine.MessagesRate.MinDelay, "shortest pause after a transactional message (POST …/mensajes) before the number's next send")
+	msgMaxDelay := fs.Duration("messages-max-delay", engine.MessagesRate.MaxDelay, "longest pause after a transactional message")
+	msgHourly := fs.Int("messages-hourly-cap", engine.MessagesRate.HourlyCap, "transactional messages per hour and cliente, at most")
+	msgDaily := fs.Int("messages-daily-cap", engine.MessagesRate.DailyCap, "transactional messages per day and cliente, at most")
 	wasimAddr := fs.String("wasim", "", "talk to a standalone WhatsApp simulator at this address instead of WhatsApp (tests)")
 	return func(ctx context.Context, env *cmdEnv) error {
 		for name, d := range map[string]time.Duration{"send-timeout": *sendTimeout, "number-check-every": *checkEvery,
@@ -248,6 +252,9 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 			if d <= 0 {
 				return fmt.Errorf("--%s must be positive, not %v: %w", name, d, errUsage)
 			}
+		}
+		if *msgMinDelay <= 0 || *msgMaxDelay < *msgMinDelay || *msgHourly <= 0 || *msgDaily <= 0 {
+			return fmt.Errorf("--messages-min-delay must be positive, --messages-max-delay at least it, and the messages caps positive: %w", errUsage)
 		}
 		if *breakerFailures <= 0 || *backoffMax < *backoffBase {
 			return fmt.Errorf("--breaker-failures must be positive and --backoff-max at least --backoff-base: %w", errUsage)
@@ -262,6 +269,7 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 				c.NumberCheckEvery, c.BackoffBase, c.BackoffMax = *checkEvery, *backoffBase, *backoffMax
 				c.BreakerThreshold, c.BreakerCooldown = *breakerFailures, *breakerCooldown
 				c.ReachLockDefault = *reachDefault
+				c.MessagesRate = engine.Rate{MinDelay: *msgMinDelay, MaxDelay: *msgMaxDelay, HourlyCap: *msgHourly, DailyCap: *msgDaily}
 			}}
 		if *wasimAddr != "" {
 			cfg.configure = wasimConfigure(*wasimAddr)

@@ -86,6 +86,10 @@ type Config struct {
 	// WhatsApp's timelocks last hours to days, and sending into one makes
 	// it worse.
 	ReachLockDefault time.Duration
+	// MessagesRate is the ritmo of every cliente's messages campaign
+	// (transactional messages), whatever it stored; zero fields take
+	// MessagesRate's.
+	MessagesRate Rate
 }
 
 func (c Config) withDefaults() Config {

@@ -103,7 +103,7 @@ func (e *Engine) messagesCampaign(ctx context.Context, cliente string) (string, 
 		return "", err
 	}
 	err = e.store.CreateCampaign(ctx, Campaign{ID: id, Cliente: cliente, Name: "Mensajes transaccionales",
-		Template: "{{" + MessageTextVar + "}}", Status: Activa, Rate: MessagesRate})
+		Template: "{{" + MessageTextVar + "}}", Status: Activa, Rate: e.messagesRate()})
 	if err != nil && !errors.Is(err, ErrConflict) { // a concurrent first message made it
 		return "", err
 	}
@@ -167,4 +167,25 @@ func validE164(p string) bool {
 		}
 	}
 	return true
+}
+
+// messagesRate is Config.MessagesRate over MessagesRate's defaults.
+func (e *Engine) messagesRate() Rate {
+	r, d := e.cfg.MessagesRate, MessagesRate
+	if r.MinDelay <= 0 {
+		r.MinDelay = d.MinDelay
+	}
+	if r.MaxDelay < r.MinDelay {
+		r.MaxDelay = max(d.MaxDelay, r.MinDelay)
+	}
+	if r.HourlyCap <= 0 {
+		r.HourlyCap = d.HourlyCap
+	}
+	if r.DailyCap <= 0 {
+		r.DailyCap = d.DailyCap
+	}
+	if r.MaxAttempts <= 0 {
+		r.MaxAttempts = d.MaxAttempts
+	}
+	return r
 }

@@ -478,6 +478,7 @@ func (w *worker) order(cs []Campaign) (out []Campaign, msgs int) {
 	var rest []Campaign
 	for _, c := range cs {
 		if IsMessages(c) {
+			c.Rate = w.e.messagesRate() // the serve flags', whatever was stored
 			out = append(out, c)
 		} else {
 			rest = append(rest, c)
