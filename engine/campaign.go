@@ -56,6 +56,10 @@ func (e *Engine) ResumeCampaign(ctx context.Context, id string) error {
 // CancelCampaign cancels a campaign: every pendiente becomes cancelado.
 // An envío in flight keeps its outcome (it may already be at WhatsApp).
 func (e *Engine) CancelCampaign(ctx context.Context, id string) error {
+	if c, err := e.store.Campaign(ctx, id); err == nil && IsMessages(c) {
+		// Cancelled, it would take no more messages, ever.
+		return fmt.Errorf("campaña %q holds the cliente's transactional messages: pause it instead of cancelling it: %w", id, ErrConflict)
+	}
 	if err := e.setStatus(ctx, id, Cancelada, ReasonCancel, Borrador, Activa, Pausada); err != nil {
 		return err
 	}

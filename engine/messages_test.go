@@ -79,6 +79,9 @@ func TestEngine_MessagesIdempotentFirstAndOptOut(t *testing.T) {
 			t.Errorf("SendMessage(%+v) = %v, want ErrInvalid", bad, err)
 		}
 	}
+	if err := h.eng.CancelCampaign(ctx, env.Ref.Campaign); !errors.Is(err, engine.ErrConflict) {
+		t.Errorf("cancelling the messages campaign: %v, want a conflict (it would take no more messages)", err)
+	}
 	h.until("terminada", campaignIs(engine.Terminada))
 	h.checkNoLie()
 }
