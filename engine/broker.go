@@ -8,7 +8,7 @@ import (
 
 // Event is something an operator's page may want to see live.
 type Event struct {
-	Type     string        `json:"type"` // session | envio | campaign | reply | reach
+	Type     string        `json:"type"` // session | envio | campaign | reply | reach | sending
 	At       time.Time     `json:"at"`
 	Session  *SessionEvent `json:"session,omitempty"`
 	Cliente  string        `json:"cliente,omitempty"`
@@ -18,7 +18,8 @@ type Event struct {
 	To       State         `json:"to,omitempty"`
 	Status   string        `json:"estado,omitempty"` // campaign status
 	Reason   string        `json:"reason,omitempty"`
-	Reach    *ReachLock    `json:"reach,omitempty"` // a reach lock that opened or ended
+	Reach    *ReachLock    `json:"reach,omitempty"`   // a reach lock that opened or ended
+	Sending  *SendState    `json:"sending,omitempty"` // a cliente's send state changed
 }
 
 // Broker fans events out to subscribers. A subscriber that does not keep

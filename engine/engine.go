@@ -86,6 +86,12 @@ type Config struct {
 	// WhatsApp's timelocks last hours to days, and sending into one makes
 	// it worse.
 	ReachLockDefault time.Duration
+	// FreeSpace, if set, reports the free bytes of the data file's disk;
+	// below MinFreeBytes (default 32 MiB) no envío is written ahead, so a
+	// full disk stalls sending before a send, by design, and says so
+	// (SendState BlockDiskLow).
+	FreeSpace    func() (uint64, error)
+	MinFreeBytes uint64
 	// MessagesRate is the ritmo of every cliente's messages campaign
 	// (transactional messages), whatever it stored; zero fields take
 	// MessagesRate's.
@@ -129,6 +135,9 @@ func (c Config) withDefaults() Config {
 	if c.ScriptErrorPause <= 0 {
 		c.ScriptErrorPause = 10
 	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = 32 << 20
+	}
 	if c.ReachLockDefault <= 0 {
 		c.ReachLockDefault = 24 * time.Hour
 	}
@@ -155,6 +164,8 @@ type Engine struct {
 	wg       sync.WaitGroup
 	receipts map[string][]Receipt // msg id -> receipts that arrived before the enviado commit
 	reach    map[string]ReachLock // cliente -> its reach lock, as stored
+	sending  map[string]SendState    // cliente -> what its worker is doing
+	waits    map[string]CampaignWait // campaign -> why it sends nothing now
 
 	// publishing serializes commit-then-publish per envío (striped), so an
 	// envío's events go out in the order its transitions were committed: a
@@ -166,7 +177,8 @@ type Engine struct {
 func New(store Store, gw Gateway, cfg Config) *Engine {
 	cfg = cfg.withDefaults()
 	return &Engine{store: store, gw: gw, cfg: cfg, log: cfg.Logger, rng: cfg.Rand,
-		workers: map[string]*worker{}, receipts: map[string][]Receipt{}, reach: map[string]ReachLock{}}
+		workers: map[string]*worker{}, receipts: map[string][]Receipt{}, reach: map[string]ReachLock{},
+		sending: map[string]SendState{}, waits: map[string]CampaignWait{}}
 }
 
 // Events is the engine's live event stream (SSE, QR waiters, the demo).

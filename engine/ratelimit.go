@@ -157,31 +157,40 @@ func countSince(ts []time.Time, since time.Time) int {
 // nextAllowed is the earliest time at or after now when campaign c of this
 // cliente may send under its schedule, quota and caps.
 func (l *sendLog) nextAllowed(c Campaign, now time.Time) time.Time {
+	t, _ := l.nextAllowedWhy(c, now)
+	return t
+}
+
+// nextAllowedWhy is nextAllowed with the rule that held the send back
+// last (WaitWindow, WaitQuota, WaitHourlyCap, WaitDailyCap; "" if none).
+func (l *sendLog) nextAllowedWhy(c Campaign, now time.Time) (time.Time, string) {
 	r := c.Rate.WithDefaults()
-	t := now
+	t, why := now, ""
 	for range 4 { // each rule may push t; a few rounds settle it
 		before := t
-		t = c.Schedule.NextOpen(t)
+		if open := c.Schedule.NextOpen(t); open.After(t) {
+			t, why = open, WaitWindow
+		}
 		if q := c.Schedule.DailyQuota; q > 0 {
 			loc := c.Schedule.Location()
 			lt := t.In(loc)
 			midnight := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, loc)
 			if countSince(l.byCampaign[c.ID], midnight) >= q {
-				t = midnight.AddDate(0, 0, 1)
+				t, why = midnight.AddDate(0, 0, 1), WaitQuota
 				continue
 			}
 		}
 		if n := countSince(l.all, t.Add(-time.Hour)); n >= r.HourlyCap {
-			t = l.all[len(l.all)-r.HourlyCap].Add(time.Hour)
+			t, why = l.all[len(l.all)-r.HourlyCap].Add(time.Hour), WaitHourlyCap
 			continue
 		}
 		if daily := l.dailyCap(r, t); countSince(l.all, t.Add(-24*time.Hour)) >= daily {
-			t = l.all[len(l.all)-daily].Add(24 * time.Hour)
+			t, why = l.all[len(l.all)-daily].Add(24*time.Hour), WaitDailyCap
 			continue
 		}
 		if t.Equal(before) {
 			break
 		}
 	}
-	return t
+	return t, why
 }

@@ -72,6 +72,7 @@ func (w *worker) run(ctx context.Context, sent map[string][]time.Time) {
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("send loop", "cliente", w.cliente, "err", err)
 			next = e.cfg.Clock.Now().Add(5 * time.Second) // a store error: try again soon, never spin
+			e.setSendState(SendState{Cliente: w.cliente, Estado: SendingPaused, Motivo: BlockStore, Hasta: next, Detalle: err.Error()})
 		}
 		if next.IsZero() || next.After(e.cfg.Clock.Now()) {
 			w.wait(ctx, next)
@@ -84,14 +85,27 @@ func (w *worker) run(ctx context.Context, sent map[string][]time.Time) {
 func (w *worker) step(ctx context.Context) (time.Time, error) {
 	e := w.e
 	now := e.cfg.Clock.Now()
+	paused := func(why string, until time.Time, detail string) {
+		e.setSendState(SendState{Cliente: w.cliente, Estado: SendingPaused, Motivo: why, Hasta: until, Detalle: detail})
+	}
 	if !e.gw.Ready(w.cliente) {
+		paused(BlockSession, time.Time{}, "")
 		return time.Time{}, nil // SessionChanged(READY) pokes us
 	}
 	if now.Before(w.breakerUntil) {
+		paused(BlockBreaker, w.breakerUntil, "")
 		return w.breakerUntil, nil
 	}
 	if now.Before(w.nextSend) {
+		e.setSendState(SendState{Cliente: w.cliente, Estado: SendingActive, Hasta: w.nextSend})
 		return w.nextSend, nil
+	}
+	if f := e.cfg.FreeSpace; f != nil {
+		if free, err := f(); err == nil && free < e.cfg.MinFreeBytes {
+			until := now.Add(5 * time.Second)
+			paused(BlockDiskLow, until, fmt.Sprintf("%d bytes free on the data disk, the floor is %d", free, e.cfg.MinFreeBytes))
+			return until, nil
+		}
 	}
 	cs, err := e.store.Campaigns(ctx, w.cliente)
 	if err != nil {
@@ -112,12 +126,24 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 		w.warmFrom, w.warm = nil, nil // the next lock learns afresh
 	}
 	ordered, msgs := w.order(cs)
+	ids := make([]string, len(ordered))
+	waits := map[string]CampaignWait{}
+	var held CampaignWait // the earliest wait of a campaign with work held back
+	hold := func(c Campaign, why string, until time.Time) {
+		waits[c.ID] = CampaignWait{Motivo: why, Hasta: until}
+		if held.Motivo == "" || until.Before(held.Hasta) {
+			held = CampaignWait{Motivo: why, Hasta: until}
+		}
+	}
+	defer func() { e.setCampaignWaits(ids, waits) }()
 	for i, c := range ordered {
+		ids[i] = c.ID
 		if c.Status != Activa {
 			continue
 		}
-		if at := w.log.nextAllowed(c, now); at.After(now) {
+		if at, why := w.log.nextAllowedWhy(c, now); at.After(now) {
 			earliest(at)
+			hold(c, why, at)
 			continue
 		}
 		var due Due
@@ -131,6 +157,9 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 		}
 		if !due.Ok {
 			earliest(due.Next)
+			if locked {
+				hold(c, BlockReach, lock.Until) // cold envíos may wait; it says so only if nothing else goes
+			}
 			if due.Next.IsZero() && !locked && !IsMessages(c) {
 				w.finishIfDone(ctx, c)
 			}
@@ -146,9 +175,18 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 		if sent {
 			r := c.Rate.WithDefaults()
 			w.nextSend = e.cfg.Clock.Now().Add(e.randDuration(r.MinDelay, r.MaxDelay))
+			e.setSendState(SendState{Cliente: w.cliente, Estado: SendingActive, Hasta: w.nextSend})
 			return w.nextSend, nil
 		}
 		return now, nil // nothing went out (skipped, omitted): look again at once
+	}
+	switch {
+	case held.Motivo != "" && (wake.IsZero() || !wake.Before(held.Hasta)):
+		paused(held.Motivo, held.Hasta, "")
+	case !wake.IsZero():
+		e.setSendState(SendState{Cliente: w.cliente, Estado: SendingActive, Hasta: wake}) // retries wait
+	default:
+		e.setSendState(SendState{Cliente: w.cliente, Estado: SendingIdle})
 	}
 	return wake, nil
 }
