@@ -162,8 +162,8 @@ type Engine struct {
 	workers  map[string]*worker
 	runCtx   context.Context
 	wg       sync.WaitGroup
-	receipts map[string][]Receipt // msg id -> receipts that arrived before the enviado commit
-	reach    map[string]ReachLock // cliente -> its reach lock, as stored
+	receipts map[string][]Receipt    // msg id -> receipts that arrived before the enviado commit
+	reach    map[string]ReachLock    // cliente -> its reach lock, as stored
 	sending  map[string]SendState    // cliente -> what its worker is doing
 	waits    map[string]CampaignWait // campaign -> why it sends nothing now
 
