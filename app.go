@@ -52,7 +52,8 @@ func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, err
 		return nil, err
 	}
 	hooks := &scriptHooks{}
-	ecfg := engine.Config{Logger: env.log, NumberCheck: cfg.numberCheck, SendTimeout: cfg.sendTimeout, HooksFor: hooks.hooksFor}
+	ecfg := engine.Config{Logger: env.log, NumberCheck: cfg.numberCheck, SendTimeout: cfg.sendTimeout, HooksFor: hooks.hooksFor,
+		FreeSpace: freeSpace(filepath.Dir(db.Path()))}
 	if cfg.engineCfg != nil {
 		cfg.engineCfg(&ecfg)
 	}

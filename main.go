@@ -245,6 +245,7 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 	msgMaxDelay := fs.Duration("messages-max-delay", engine.MessagesRate.MaxDelay, "longest pause after a transactional message")
 	msgHourly := fs.Int("messages-hourly-cap", engine.MessagesRate.HourlyCap, "transactional messages per hour and cliente, at most")
 	msgDaily := fs.Int("messages-daily-cap", engine.MessagesRate.DailyCap, "transactional messages per day and cliente, at most")
+	minFreeMB := fs.Int("min-free-mb", 32, "free space (MiB) the data file's disk must keep: below it no envío is written ahead and sending pauses, named on the page, /readyz and /metrics")
 	wasimAddr := fs.String("wasim", "", "talk to a standalone WhatsApp simulator at this address instead of WhatsApp (tests)")
 	return func(ctx context.Context, env *cmdEnv) error {
 		for name, d := range map[string]time.Duration{"send-timeout": *sendTimeout, "number-check-every": *checkEvery,
@@ -252,6 +253,9 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 			if d <= 0 {
 				return fmt.Errorf("--%s must be positive, not %v: %w", name, d, errUsage)
 			}
+		}
+		if *minFreeMB <= 0 {
+			return fmt.Errorf("--min-free-mb must be positive: %w", errUsage)
 		}
 		if *msgMinDelay <= 0 || *msgMaxDelay < *msgMinDelay || *msgHourly <= 0 || *msgDaily <= 0 {
 			return fmt.Errorf("--messages-min-delay must be positive, --messages-max-delay at least it, and the messages caps positive: %w", errUsage)
@@ -269,6 +273,7 @@ func setupServe(fs *flag.FlagSet) func(context.Context, *cmdEnv) error {
 				c.NumberCheckEvery, c.BackoffBase, c.BackoffMax = *checkEvery, *backoffBase, *backoffMax
 				c.BreakerThreshold, c.BreakerCooldown = *breakerFailures, *breakerCooldown
 				c.ReachLockDefault = *reachDefault
+				c.MinFreeBytes = uint64(*minFreeMB) << 20
 				c.MessagesRate = engine.Rate{MinDelay: *msgMinDelay, MaxDelay: *msgMaxDelay, HourlyCap: *msgHourly, DailyCap: *msgDaily}
 			}}
 		if *wasimAddr != "" {

@@ -47,10 +47,20 @@ type harness struct {
 // and a fake clock, fake sessions, and the admin server over them.
 func newHarness(t testing.TB, mod func(*admin.Options)) *harness {
 	t.Helper()
+	return newHarnessEngine(t, mod, nil)
+}
+
+// newHarnessEngine is newHarness with the engine's config adjusted.
+func newHarnessEngine(t testing.TB, mod func(*admin.Options), ecfg func(*engine.Config)) *harness {
+	t.Helper()
 	db, _ := kvtest.MustOpen(t, kv.Options{})
 	h := &harness{t: t, db: db, clock: enginetest.NewClock(t0)}
 	h.gw = enginetest.NewGateway(h.clock)
-	h.eng = engine.New(db, h.gw, engine.Config{Clock: h.clock, Logger: slog.New(slog.DiscardHandler), Rand: rand.New(rand.NewPCG(1, 2))})
+	cfg := engine.Config{Clock: h.clock, Logger: slog.New(slog.DiscardHandler), Rand: rand.New(rand.NewPCG(1, 2))}
+	if ecfg != nil {
+		ecfg(&cfg)
+	}
+	h.eng = engine.New(db, h.gw, cfg)
 	h.sess = newFakeSessions(h.gw, h.eng)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

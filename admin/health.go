@@ -28,6 +28,9 @@ func (s *Server) handleReadyz(c *fiber.Ctx) error {
 		s.log.Error("readyz: store", "err", err)
 		return errorf(fiber.StatusServiceUnavailable, "unavailable", "the data file does not answer")
 	}
+	if ok, err := s.eng.StoreHealthy(); !ok {
+		return errorf(fiber.StatusServiceUnavailable, "unavailable", "sending is stalled: the data file cannot be written (%v)", err)
+	}
 	return c.JSON(fiber.Map{"status": "ready"})
 }
 

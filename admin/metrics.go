@@ -63,6 +63,8 @@ var (
 	descCampaign = prometheus.NewDesc("leadmaster_campaign_info", "Campaigns by status (value 1).", []string{"cliente", "campana", "status"}, nil)
 	descSession  = prometheus.NewDesc("leadmaster_session_ready", "1 when the cliente's WhatsApp session is READY.", []string{"cliente", "state"}, nil)
 	descReach    = prometheus.NewDesc("leadmaster_reach_locked", "1 while WhatsApp has locked the cliente's number out of new chats (463 / reach-out timelock).", []string{"cliente", "origen"}, nil)
+	descBlocked  = prometheus.NewDesc("leadmaster_send_blocked", "1 while the cliente's sending is paused, by reason (sesion, cortacircuito, bloqueo_nuevos, almacenamiento, disco_lleno, ventana, cupo_diario, tope_por_hora, tope_diario).", []string{"cliente", "reason"}, nil)
+	descDiskFree = prometheus.NewDesc("leadmaster_data_disk_free_bytes", "Free bytes on the data file's disk.", nil, nil)
 	descReachEnd = prometheus.NewDesc("leadmaster_reach_locked_until_seconds", "Unix time the cliente's reach lock ends (0 when none holds).", []string{"cliente"}, nil)
 )
 
@@ -72,6 +74,8 @@ func (sc *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descSession
 	ch <- descReach
 	ch <- descReachEnd
+	ch <- descBlocked
+	ch <- descDiskFree
 }
 
 func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -105,6 +109,12 @@ func (sc *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descReach, prometheus.GaugeValue, locked, cl.ID, l.Source)
 		ch <- prometheus.MustNewConstMetric(descReachEnd, prometheus.GaugeValue, until, cl.ID)
+		if st := s.eng.SendState(cl.ID); st.Estado == engine.SendingPaused {
+			ch <- prometheus.MustNewConstMetric(descBlocked, prometheus.GaugeValue, 1, cl.ID, st.Motivo)
+		}
+	}
+	if free, ok := s.eng.FreeSpace(); ok {
+		ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(free))
 	}
 	if s.sess == nil {
 		return

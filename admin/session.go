@@ -36,15 +36,20 @@ func (s *Server) handleSession(c *fiber.Ctx) error {
 	if l, ok := s.eng.ReachHolding(id); ok {
 		v.Reach = &l
 	}
+	if st := s.eng.SendState(id); st.Estado != "" {
+		v.Sending = &st
+	}
 	return c.JSON(v)
 }
 
-// sessionView is a session's state with its reach lock, while one holds:
-// WhatsApp locked the number out of new chats, so only recipients with a
-// chat are sent to until nuevos_contactos.hasta.
+// sessionView is a session's state with its reach lock, while one holds
+// (WhatsApp locked the number out of new chats, so only recipients with a
+// chat are sent to until nuevos_contactos.hasta), and what its sending
+// does: envios.estado enviando, inactivo or pausado with motivo and hasta.
 type sessionView struct {
 	engine.SessionEvent
-	Reach *engine.ReachLock `json:"nuevos_contactos,omitempty"`
+	Reach   *engine.ReachLock `json:"nuevos_contactos,omitempty"`
+	Sending *engine.SendState `json:"envios,omitempty"`
 }
 
 // handleSessionQR handles "GET /api/clientes/:id/session/qr?format=png|json&timeout=20s".

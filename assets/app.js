@@ -24,6 +24,12 @@ const DICT = {
     'session.waitingqr': 'Esperando el código QR…', 'session.qrtimeout': 'El código QR no llegó a tiempo.',
     'session.device': 'Dispositivo: {jid}', 'session.since': 'desde {at}',
     'session.scanned': 'Escaneado: esperando la confirmación…',
+    'send.paused': 'Envíos en pausa: {why}{until}.', 'send.until': ' hasta {at}',
+    'why.sesion': 'la sesión de WhatsApp no está conectada', 'why.cortacircuito': 'demasiados fallos seguidos; el número descansa',
+    'why.bloqueo_nuevos': 'WhatsApp bloqueó los contactos nuevos', 'why.almacenamiento': 'no se puede escribir el archivo de datos',
+    'why.disco_lleno': 'queda poco espacio en el disco de datos', 'why.ventana': 'fuera del horario de la campaña',
+    'why.cupo_diario': 'se usó el cupo diario de la campaña', 'why.tope_por_hora': 'se alcanzó el tope por hora del número',
+    'why.tope_diario': 'se alcanzó el tope diario del número', 'campaigns.waits': 'Esperando: {why}{until}',
     'session.reach': 'WhatsApp bloqueó los contactos nuevos de este número hasta {until}: solo se envía a quienes ya tienen un chat; el resto espera, sin reintentos.',
     'sess.INITIALIZING': 'Iniciando', 'sess.QR_REQUIRED': 'Esperando el escaneo', 'sess.READY': 'Conectada',
     'sess.DISCONNECTED': 'Desconectada, reconectando', 'sess.LOGGED_OUT': 'Sesión cerrada',
@@ -84,6 +90,12 @@ const DICT = {
     'session.waitingqr': 'Waiting for the QR code…', 'session.qrtimeout': 'The QR code did not arrive in time.',
     'session.device': 'Device: {jid}', 'session.since': 'since {at}',
     'session.scanned': 'Scanned: waiting for confirmation…',
+    'send.paused': 'Sending paused: {why}{until}.', 'send.until': ' until {at}',
+    'why.sesion': 'the WhatsApp session is not connected', 'why.cortacircuito': 'too many failures in a row; the number rests',
+    'why.bloqueo_nuevos': 'WhatsApp locked new contacts', 'why.almacenamiento': 'the data file cannot be written',
+    'why.disco_lleno': 'the data disk is almost full', 'why.ventana': 'outside the campaign\'s hours',
+    'why.cupo_diario': 'the campaign\'s daily quota is used', 'why.tope_por_hora': 'the number\'s hourly cap is reached',
+    'why.tope_diario': 'the number\'s daily cap is reached', 'campaigns.waits': 'Waiting: {why}{until}',
     'session.reach': 'WhatsApp locked this number out of new contacts until {until}: only recipients with a chat are sent to; the rest wait, without retries.',
     'sess.INITIALIZING': 'Starting', 'sess.QR_REQUIRED': 'Waiting for scan', 'sess.READY': 'Connected',
     'sess.DISCONNECTED': 'Disconnected, reconnecting', 'sess.LOGGED_OUT': 'Logged out',
@@ -403,6 +415,7 @@ function connectEvents() {
   on('campaign', onCampaign);
   on('reply', () => reloadReplies());
   on('reach', (d) => renderReach(d.reach));
+  on('sending', (d) => renderSending(d.sending));
   es.addEventListener('lost', resync); // the server dropped events this page read too slowly
   es.onmessage = (m) => { // unnamed events: dispatch on type
     let d;
@@ -413,6 +426,7 @@ function connectEvents() {
     else if (d.type === 'campaign') onCampaign(d);
     else if (d.type === 'reply') reloadReplies();
     else if (d.type === 'reach') renderReach(d.reach);
+    else if (d.type === 'sending') renderSending(d.sending);
   };
 }
 
@@ -425,6 +439,7 @@ async function loadSession() {
     if (id === S.cliente) {
       onSession(s, true);
       renderReach(s.nuevos_contactos || null);
+      renderSending(s.envios || null);
     }
   } catch (e) {
     if (id !== S.cliente) return;
@@ -505,6 +520,24 @@ function renderReach(l) {
   p.hidden = !holds;
   p.textContent = holds ? t('session.reach', { until: fmtTime(l.hasta) }) : '';
   p.dataset.until = holds ? l.hasta : '';
+}
+
+// whyText says a send wait's reason (and its end) in plain words.
+function whyText(why, until) {
+  const w = t(`why.${why}`);
+  const u = until && !until.startsWith('0001') ? t('send.until', { at: fmtTime(until) }) : '';
+  return { why: w.startsWith('why.') ? why : w, until: u };
+}
+
+// renderSending shows why the cliente's sending is paused, while it is.
+// A paused session already says so in its badge: the line is for the rest.
+function renderSending(st) {
+  const p = $('#send-state');
+  if (st && st.cliente && st.cliente !== S.cliente) return;
+  const show = st && st.estado === 'pausado' && st.motivo !== 'sesion';
+  p.hidden = !show;
+  p.textContent = show ? t('send.paused', whyText(st.motivo, st.hasta)) : '';
+  p.dataset.reason = show ? st.motivo : '';
 }
 
 function renderSession(s) {
@@ -649,7 +682,8 @@ function renderCampaignItem(cid) {
     h('span', { class: 'camp-name', text: c.nombre || c.id }),
     h('span', { class: `badge camp-${c.estado}`, text: t(`camp.${c.estado}`) }),
     h('span', { class: 'camp-p muted', id: pid, text: t('campaigns.progress', { done: nf().format(p.done), total: nf().format(p.total), pct: p.pct }) }),
-    h('progress', { max: p.total || 1, value: p.done, 'aria-labelledby': pid })),
+    h('progress', { max: p.total || 1, value: p.done, 'aria-labelledby': pid }),
+    st && st.espera ? h('span', { class: 'camp-wait muted', text: t('campaigns.waits', whyText(st.espera.motivo, st.espera.hasta)) }) : null),
   );
 }
 

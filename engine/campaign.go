@@ -91,6 +91,9 @@ type Stats struct {
 	Counts   Counts         `json:"conteos"`
 	Total    uint64         `json:"total"`
 	Open     uint64         `json:"abiertos"` // pendiente + enviando
+	// Espera: why an activa campaign with work left sends nothing now
+	// (its window, quota, the number's caps, a reach lock), until when.
+	Espera *CampaignWait `json:"espera,omitempty"`
 }
 
 // CampaignStats returns a campaign's counts per state.
@@ -103,7 +106,11 @@ func (e *Engine) CampaignStats(ctx context.Context, id string) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	return Stats{Campaign: id, Status: c.Status, Counts: counts, Total: counts.Total(), Open: counts.Open()}, nil
+	st := Stats{Campaign: id, Status: c.Status, Counts: counts, Total: counts.Total(), Open: counts.Open()}
+	if w, ok := e.CampaignWait(id); ok && c.Status == Activa && st.Open > 0 {
+		st.Espera = &w
+	}
+	return st, nil
 }
 
 // NotifyImported wakes the cliente's worker after an import.

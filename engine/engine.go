@@ -164,6 +164,7 @@ type Engine struct {
 	wg       sync.WaitGroup
 	receipts map[string][]Receipt    // msg id -> receipts that arrived before the enviado commit
 	reach    map[string]ReachLock    // cliente -> its reach lock, as stored
+	reachMu  sync.Mutex              // serializes lock changes: check and change are one step
 	sending  map[string]SendState    // cliente -> what its worker is doing
 	waits    map[string]CampaignWait // campaign -> why it sends nothing now
 

@@ -66,25 +66,39 @@ func (e *Engine) ReachChanged(n ReachNotice) {
 			l.Until = l.At.Add(e.cfg.ReachLockDefault)
 		}
 	}
-	if err := e.setReach(context.Background(), l); err != nil {
+	e.reachMu.Lock()
+	defer e.reachMu.Unlock()
+	if err := e.setReachLocked(context.Background(), l); err != nil {
 		e.log.Error("reach lock", "cliente", n.Cliente, "err", err)
 	}
 }
 
-// reachLocked opens a lock after a 463 unless one already holds (a
-// timelock's end is the server's word; 463s do not extend it).
-func (e *Engine) reachLocked(ctx context.Context, cliente string) error {
+// reachLocked opens a lock after a 463 of a send that started at sentAt,
+// unless one already holds (a timelock's end is the server's word; 463s
+// do not extend it) or the send started before the last lock ended (its
+// 463 belongs to that lock, not to a new one).
+func (e *Engine) reachLocked(ctx context.Context, cliente string, sentAt time.Time) error {
+	e.reachMu.Lock()
+	defer e.reachMu.Unlock()
 	now := e.cfg.Clock.Now()
-	if cur := e.Reach(cliente); cur.LockedAt(now) {
+	if cur := e.Reach(cliente); cur.LockedAt(now) || (!cur.Active && !cur.At.IsZero() && !sentAt.After(cur.At)) {
 		return nil
 	}
-	return e.setReach(ctx, ReachLock{Cliente: cliente, Active: true, Until: now.Add(e.cfg.ReachLockDefault), Source: ReachAck463, At: now})
+	return e.setReachLocked(ctx, ReachLock{Cliente: cliente, Active: true, Until: now.Add(e.cfg.ReachLockDefault), Source: ReachAck463, At: now})
 }
 
-// setReach stores and journals a lock change, publishes it, and wakes the
-// worker (a lock that ends frees the cold envíos). An inactive lock on an
-// unlocked cliente changes nothing.
+// setReach is setReachLocked under reachMu.
 func (e *Engine) setReach(ctx context.Context, l ReachLock) error {
+	e.reachMu.Lock()
+	defer e.reachMu.Unlock()
+	return e.setReachLocked(ctx, l)
+}
+
+// setReachLocked stores and journals a lock change, publishes it, and
+// wakes the worker (a lock that ends frees the cold envíos). An inactive
+// lock on an unlocked cliente changes nothing. e.reachMu must be held:
+// checking the lock and changing it is one step.
+func (e *Engine) setReachLocked(ctx context.Context, l ReachLock) error {
 	e.mu.Lock()
 	cur, had := e.reach[l.Cliente]
 	e.mu.Unlock()

@@ -157,3 +157,40 @@ func TestEngine_ReachLockFrom463SurvivesRestart(t *testing.T) {
 		t.Errorf("counts %v", c)
 	}
 }
+
+// A 463 of a send that was in flight while the server's timelock started
+// and ended belongs to that lock: it opens no new one (which would hold
+// cold envíos for ReachLockDefault after the server lifted the lock).
+func TestEngine_Late463OfAnEndedLockOpensNone(t *testing.T) {
+	h := newHarness(t, 2, engine.Rate{MinDelay: time.Second, MaxDelay: time.Second, HourlyCap: 1000, DailyCap: 1000}, engine.Config{})
+	var once sync.Once
+	h.gw.Fail = func(_ context.Context, _ string, m engine.Outgoing) error {
+		late := false
+		once.Do(func() {
+			now := h.clock.Now()
+			h.eng.ReachChanged(engine.ReachNotice{Cliente: "c1", Active: true, Until: now.Add(time.Hour)})
+			h.eng.ReachChanged(engine.ReachNotice{Cliente: "c1", Active: false})
+			late = true
+		})
+		if late {
+			return &engine.AckError{MsgID: m.MsgID, Code: 463}
+		}
+		return nil
+	}
+	if err := h.eng.StartCampaign(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	h.until("terminada", campaignIs(engine.Terminada))
+	entries, err := h.db.JournalPage(context.Background(), 0, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Kind == engine.KindReach && e.Reason == engine.ReachAck463 {
+			t.Errorf("the late 463 opened a lock: %+v", e)
+		}
+	}
+	if c := h.counts(); c[engine.Enviado] != 2 {
+		t.Errorf("counts %v", c)
+	}
+}

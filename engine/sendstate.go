@@ -109,3 +109,12 @@ func (e *Engine) setCampaignWaits(ids []string, waits map[string]CampaignWait) {
 		}
 	}
 }
+
+// FreeSpace is the data disk's free bytes, if Config.FreeSpace can tell.
+func (e *Engine) FreeSpace() (uint64, bool) {
+	if e.cfg.FreeSpace == nil {
+		return 0, false
+	}
+	free, err := e.cfg.FreeSpace()
+	return free, err == nil
+}

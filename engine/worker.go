@@ -292,6 +292,7 @@ func (w *worker) send(ctx context.Context, c Campaign, env Envio) error {
 	_ = e.gw.Typing(tctx, w.cliente, env.Telefono) // best effort
 	cancel()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.SendTimeout)
+	started := e.cfg.Clock.Now()
 	ts, err := e.gw.Send(sctx, w.cliente, Outgoing{To: env.Telefono, MsgID: env.MsgID, Text: env.Mensaje})
 	cancel()
 	done := context.WithoutCancel(ctx) // commit the outcome even while stopping
@@ -316,7 +317,7 @@ func (w *worker) send(ctx context.Context, c Campaign, env Envio) error {
 		// makes it worse), not the number's failure (no breaker); the
 		// envío waits with its id for the lock's end, however it ends
 		// (nextWarm passes over it while the lock holds).
-		if err := e.reachLocked(done, w.cliente); err != nil {
+		if err := e.reachLocked(done, w.cliente, started); err != nil {
 			return err
 		}
 		return back(reason, e.cfg.Clock.Now())
