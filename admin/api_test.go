@@ -136,7 +136,7 @@ func TestCampaignLifecycle(t *testing.T) {
 	h.must(200, h.do("PATCH", base+"/k1", key1, map[string]any{
 		"plantilla":    "Hola {{nombre}}, mirá {{producto}}",
 		"programacion": map[string]any{"desde": 9, "hasta": 18, "zona": "America/Argentina/Buenos_Aires"},
-		"ritmo":        map[string]any{"min_delay": int64(time.Second), "max_delay": int64(2 * time.Second), "por_hora": 30},
+		"ritmo":        map[string]any{"min_delay": "1s", "max_delay": 2, "por_hora": 30},
 	})).json(t, &camp)
 	if camp.Schedule.StartHour != 9 || camp.Rate.HourlyCap != 30 || !strings.Contains(camp.Template, "producto") {
 		t.Fatalf("patched = %+v", camp)
@@ -298,7 +298,7 @@ func TestCampaignSends(t *testing.T) {
 	h.sess.emit(engine.SessionEvent{Cliente: "c1", State: engine.SessionReady})
 	events, cancel := h.eng.Events().Subscribe(1024)
 	defer cancel()
-	h.must(200, h.do("PATCH", "/api/clientes/c1/campaigns/k1", key1, map[string]any{"ritmo": map[string]any{"min_delay": int64(time.Millisecond), "max_delay": int64(2 * time.Millisecond)}}))
+	h.must(200, h.do("PATCH", "/api/clientes/c1/campaigns/k1", key1, map[string]any{"ritmo": map[string]any{"min_delay": "1ms", "max_delay": "2ms"}}))
 	h.must(200, h.do("POST", "/api/clientes/c1/campaigns/k1/start", key1, nil))
 	ctx, stop := context.WithTimeout(context.Background(), 20*time.Second)
 	defer stop()

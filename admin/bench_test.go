@@ -89,7 +89,7 @@ func BenchmarkSSE100(b *testing.B) {
 		h := &harness{t: b, db: db, eng: eng, srv: srv, gw: gw, spool: spool}
 		h.must(201, h.do("POST", "/api/clientes", adminTok, map[string]string{"id": "c1", "region": "AR"}))
 		h.must(201, h.do("POST", "/api/clientes/c1/campaigns", adminTok, map[string]any{"id": "k1", "plantilla": "Hola {{nombre}}",
-			"ritmo": map[string]any{"min_delay": 1, "max_delay": 1, "por_hora": 1 << 30, "por_dia": 1 << 30}}))
+			"ritmo": map[string]any{"min_delay": "1ns", "max_delay": "1ns", "por_hora": 1 << 30, "por_dia": 1 << 30}}))
 		var csv strings.Builder
 		csv.WriteString("telefono,nombre\n")
 		for j := 0; j < n; j++ {

@@ -2,8 +2,11 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -31,8 +34,33 @@ type createCampaignRequest struct {
 	Plantilla    string          `json:"plantilla"`
 	Script       string          `json:"script"`
 	Programacion engine.Schedule `json:"programacion"`
-	Ritmo        engine.Rate     `json:"ritmo"`
+	Ritmo        ritmo           `json:"ritmo"`
 }
+
+// ritmo is a campaign's engine.Rate as the API reads it
+// (engine.ParseRateJSON): durations as Go duration strings ("30s") or
+// numbers of seconds (30), never nanoseconds. Answers write strings.
+type ritmo engine.Rate
+
+func (r *ritmo) UnmarshalJSON(data []byte) error {
+	v, err := engine.ParseRateJSON(data)
+	if te, ok := engine.IsDurationError(err); ok {
+		return fmt.Errorf("ritmo.%s: want a duration like \"30s\" or seconds, got %s", te.Field, te.Value)
+	}
+	if err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return err // the decoder adds the path: field "ritmo.por_hora"
+		}
+		return fmt.Errorf("ritmo: %w", err)
+	}
+	*r = ritmo(v)
+	return nil
+}
+
+// maxRateDelay bounds ritmo's delays: a longer pause between two sends is
+// a mistake, most likely nanoseconds sent as seconds.
+const maxRateDelay = 7 * 24 * time.Hour
 
 // handleCreateCampaign handles "POST /api/clientes/:id/campaigns": a new
 // borrador.
@@ -41,7 +69,7 @@ func (s *Server) handleCreateCampaign(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	camp := engine.Campaign{ID: req.ID, Cliente: c.Params("id"), Name: req.Nombre, Template: req.Plantilla, Script: req.Script, Schedule: req.Programacion, Rate: req.Ritmo}
+	camp := engine.Campaign{ID: req.ID, Cliente: c.Params("id"), Name: req.Nombre, Template: req.Plantilla, Script: req.Script, Schedule: req.Programacion, Rate: engine.Rate(req.Ritmo)}
 	if err := engine.ValidateID("campaña", camp.ID); err != nil {
 		return err
 	}
@@ -67,6 +95,17 @@ func validateCampaign(c engine.Campaign) error {
 	if c.Schedule.TimeZone != "" && !scripting.ValidZone(c.Schedule.TimeZone) {
 		return badRequest("programacion.zona: unknown time zone %q", c.Schedule.TimeZone)
 	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"min_delay", c.Rate.MinDelay}, {"max_delay", c.Rate.MaxDelay}} {
+		switch {
+		case d.v < 0:
+			return badRequest("ritmo.%s: want a duration of 0 or more, got %q", d.field, d.v.String())
+		case d.v > maxRateDelay:
+			return badRequest("ritmo.%s: %s is more than a week between sends (a number counts seconds, not nanoseconds)", d.field, d.v)
+		}
+	}
 	if err := c.Rate.Validate(); err != nil {
 		return badRequest("ritmo: %v", err)
 	}
@@ -90,7 +129,7 @@ type patchCampaignRequest struct {
 	Plantilla    *string          `json:"plantilla"`
 	Script       *string          `json:"script"`
 	Programacion *engine.Schedule `json:"programacion"`
-	Ritmo        *engine.Rate     `json:"ritmo"`
+	Ritmo        *ritmo           `json:"ritmo"`
 }
 
 // handlePatchCampaign handles "PATCH /api/clientes/:id/campaigns/:cid":
@@ -114,7 +153,7 @@ func (s *Server) handlePatchCampaign(c *fiber.Ctx) error {
 			camp.Schedule = *req.Programacion
 		}
 		if req.Ritmo != nil {
-			camp.Rate = *req.Ritmo
+			camp.Rate = engine.Rate(*req.Ritmo)
 		}
 	})
 }

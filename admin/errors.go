@@ -42,6 +42,7 @@ var codes = []struct {
 	{engine.ErrNotFound, fiber.StatusNotFound, "not_found"},
 	{engine.ErrInvalid, fiber.StatusBadRequest, "invalid"},
 	{engine.ErrBadTransition, fiber.StatusConflict, "bad_transition"},
+	{engine.ErrCampaignEmpty, fiber.StatusConflict, "campaign_empty"}, // before ErrConflict, which it wraps
 	{engine.ErrConflict, fiber.StatusConflict, "conflict"},
 	{engine.ErrOptedOut, fiber.StatusConflict, "opted_out"},
 	{engine.ErrAlreadyConnected, fiber.StatusConflict, "already_connected"},

@@ -189,7 +189,7 @@ func TestBackupDuringCampaign(t *testing.T) {
 	h := newHarness(t, nil)
 	key1, _ := h.setup()
 	h.sess.emit(engine.SessionEvent{Cliente: "c1", State: engine.SessionReady})
-	h.must(200, h.do("PATCH", "/api/clientes/c1/campaigns/k1", key1, map[string]any{"ritmo": map[string]any{"min_delay": int64(time.Millisecond), "max_delay": int64(2 * time.Millisecond)}}))
+	h.must(200, h.do("PATCH", "/api/clientes/c1/campaigns/k1", key1, map[string]any{"ritmo": map[string]any{"min_delay": "1ms", "max_delay": "2ms"}}))
 	events, unsub := h.eng.Events().Subscribe(1024)
 	defer unsub()
 	h.must(200, h.do("POST", "/api/clientes/c1/campaigns/k1/start", key1, nil))

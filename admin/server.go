@@ -226,6 +226,10 @@ func New(opts Options) (*Server, error) {
 		AppName:               "leadmaster",
 		ReadTimeout:           2 * time.Minute,
 		IdleTimeout:           2 * time.Minute,
+
+		// Multipart bodies stay in memory like the others: the envíos
+		// route reads their file part into its spool file (envios.go).
+		DisablePreParseMultipartForm: true,
 	})
 	s.routes()
 	if opts.Outbox != nil {

@@ -112,7 +112,7 @@ func TestWasimQRPairAndSend(t *testing.T) {
 		sim.SetBehavior(p, wasim.Behavior{Deliver: true})
 	}
 	h.must(201, h.do("POST", "/api/clientes/c1/campaigns", adminTok, map[string]any{"id": "k1", "plantilla": "Hola {{nombre}}",
-		"ritmo": map[string]any{"min_delay": int64(time.Millisecond), "max_delay": int64(2 * time.Millisecond)}}))
+		"ritmo": map[string]any{"min_delay": "1ms", "max_delay": "2ms"}}))
 	v := h.upload("c1", "k1", adminTok, "telefono,nombre\n+5491123456701,Ana\n+5491123456702,Beto\n")
 	if v["state"] != "done" {
 		t.Fatalf("import: %v", v)

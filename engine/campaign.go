@@ -26,8 +26,15 @@ func (e *Engine) setStatus(ctx context.Context, id string, to CampaignStatus, re
 	return nil
 }
 
+// ErrCampaignEmpty is StartCampaign's answer for a campaign with no envíos
+// (none imported yet, or an import still running): started, it would stay
+// activa with nothing to do. It is an ErrConflict.
+var ErrCampaignEmpty = fmt.Errorf("campaign is empty: %w", ErrConflict)
+
 // StartCampaign moves a borrador (or pausada) campaign to activa. Its
-// template, or its script, must render.
+// template, or its script, must render, and it must have envíos
+// (ErrCampaignEmpty), except the messages campaign, which takes them as
+// they come.
 func (e *Engine) StartCampaign(ctx context.Context, id string) error {
 	c, err := e.store.Campaign(ctx, id)
 	if err != nil {
@@ -35,6 +42,15 @@ func (e *Engine) StartCampaign(ctx context.Context, id string) error {
 	}
 	if c.Template == "" && c.Script == "" {
 		return fmt.Errorf("campaña %q no tiene plantilla ni script: %w", id, ErrInvalid)
+	}
+	if (c.Status == Borrador || c.Status == Pausada) && !IsMessages(c) {
+		counts, err := e.store.Counts(ctx, id)
+		if err != nil {
+			return err
+		}
+		if counts.Total() == 0 {
+			return fmt.Errorf("campaña %q has no envíos: upload them (POST …/envios) and let the import finish before starting it: %w", id, ErrCampaignEmpty)
+		}
 	}
 	if _, err := e.cfg.HooksFor(c); err != nil {
 		return fmt.Errorf("campaña %q: script: %w", id, err)

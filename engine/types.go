@@ -1,7 +1,12 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -73,6 +78,12 @@ type Schedule struct {
 }
 
 // Rate holds the anti-ban settings of a campaign.
+//
+// In JSON its durations are Go duration strings ("30s", "1m30s"; see
+// Rate.MarshalJSON): that is the form stored and answered. Reading, a JSON
+// number is a count of nanoseconds, the form campaigns were stored in
+// before; a person's input (the admin API) goes through ParseRateJSON,
+// where a number counts seconds.
 type Rate struct {
 	MinDelay    time.Duration `json:"min_delay"`
 	MaxDelay    time.Duration `json:"max_delay"`
@@ -83,6 +94,124 @@ type Rate struct {
 	// DailyCap/WarmupDays, growing by that much each day until DailyCap.
 	// Days count from the cliente's creation. 0: no ramp.
 	WarmupDays int `json:"calentamiento_dias,omitempty"`
+}
+
+// rateFields is Rate without its JSON methods.
+type rateFields Rate
+
+// rateJSON is Rate's JSON form: its durations as jsonDuration, the other
+// fields those of the embedded Rate (the outer fields hide its durations).
+type rateJSON struct {
+	*rateFields
+	MinDelay jsonDuration `json:"min_delay"`
+	MaxDelay jsonDuration `json:"max_delay"`
+}
+
+func (r *Rate) json(unit time.Duration) *rateJSON {
+	return &rateJSON{rateFields: (*rateFields)(r), MinDelay: jsonDuration{&r.MinDelay, unit}, MaxDelay: jsonDuration{&r.MaxDelay, unit}}
+}
+
+// MarshalJSON writes the durations as Go duration strings:
+// {"min_delay":"20s","max_delay":"1m0s",…}.
+func (r Rate) MarshalJSON() ([]byte, error) { return json.Marshal(r.json(0)) }
+
+// UnmarshalJSON reads durations as Go duration strings or, as stored before
+// they were strings, integer nanoseconds. A bad one is a
+// *json.UnmarshalTypeError of type time.Duration naming the field.
+func (r *Rate) UnmarshalJSON(data []byte) error {
+	return decodeRate(data, r, time.Nanosecond, false)
+}
+
+// ParseRateJSON reads a ritmo as a person writes it: durations as Go
+// duration strings ("30s") or numbers of seconds (30, 1.5), never
+// nanoseconds; unknown fields are an error. A bad duration is a
+// *json.UnmarshalTypeError of type time.Duration whose Field names it and
+// whose Value is the JSON given (see IsDurationError).
+func ParseRateJSON(data []byte) (Rate, error) {
+	var r Rate
+	err := decodeRate(data, &r, time.Second, true)
+	return r, err
+}
+
+// IsDurationError reports whether err is a duration field's decoding error
+// (from Rate.UnmarshalJSON or ParseRateJSON), and returns it.
+func IsDurationError(err error) (*json.UnmarshalTypeError, bool) {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Type == durationType {
+		return te, true
+	}
+	return nil, false
+}
+
+func decodeRate(data []byte, r *Rate, unit time.Duration, strict bool) error {
+	var v Rate
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v.json(unit)); err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// jsonDuration is a duration field of a JSON Rate. Unit is what a JSON
+// number counts.
+type jsonDuration struct {
+	d    *time.Duration
+	unit time.Duration
+}
+
+func (j jsonDuration) MarshalJSON() ([]byte, error) { return json.Marshal(j.d.String()) }
+
+func (j jsonDuration) UnmarshalJSON(data []byte) error {
+	d, ok := parseJSONDuration(data, j.unit)
+	if !ok {
+		v := string(data)
+		if len(v) > 40 {
+			v = v[:40] + "…"
+		}
+		return &json.UnmarshalTypeError{Value: v, Type: durationType}
+	}
+	if string(data) != "null" {
+		*j.d = d
+	}
+	return nil
+}
+
+// parseJSONDuration reads a JSON string in time.ParseDuration's form, or a
+// number counting unit; null is zero.
+func parseJSONDuration(data []byte, unit time.Duration) (time.Duration, bool) {
+	data = bytes.TrimSpace(data)
+	switch {
+	case string(data) == "null":
+		return 0, true
+	case len(data) > 0 && data[0] == '"':
+		var s string
+		if json.Unmarshal(data, &s) != nil {
+			return 0, false
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		return d, err == nil
+	}
+	if n, err := strconv.ParseInt(string(data), 10, 64); err == nil {
+		if n > math.MaxInt64/int64(unit) || n < math.MinInt64/int64(unit) {
+			return 0, false
+		}
+		return time.Duration(n) * unit, true
+	}
+	f, err := strconv.ParseFloat(string(data), 64)
+	if err != nil || math.IsNaN(f) {
+		return 0, false
+	}
+	f *= float64(unit)
+	if f >= math.MaxInt64 || f <= math.MinInt64 {
+		return 0, false
+	}
+	return time.Duration(math.Round(f)), true
 }
 
 // Ref names one envío: its campaign and its sequence number in import order.
