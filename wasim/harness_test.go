@@ -34,7 +34,9 @@ func checkLeaks(t testing.TB) {
 		if t.Failed() {
 			return
 		}
-		goleak.VerifyNone(t)
+		// The client's frame reader that got a frame after Disconnect blocks on it for good
+		// (a whatsmeow leak, not ours: engine/wa doc.go Caveats).
+		goleak.VerifyNone(t, goleak.IgnoreTopFunction("go.mau.fi/whatsmeow/socket.(*FrameSocket).frameComplete"))
 		// Sockets close asynchronously in the kernel's view of our fds only via our own
 		// goroutines, which goleak has just seen finish: a plain comparison suffices.
 		if after := openSockets(t); len(after) > len(before) {

@@ -261,7 +261,10 @@ func newRig(t testing.TB, cfg rigConfig) *rig {
 	ignore := goleak.IgnoreCurrent() // the fixture's leftovers, and the test binary's own
 	t.Cleanup(func() {
 		if !t.Failed() {
-			goleak.VerifyNone(t, ignore)
+			// whatsmeow's frame reader that got a frame after Disconnect
+			// blocks on it for good (a whatsmeow leak, engine/wa doc.go
+			// Caveats); the 2026 server's notifications make it common.
+			goleak.VerifyNone(t, ignore, goleak.IgnoreTopFunction("go.mau.fi/whatsmeow/socket.(*FrameSocket).frameComplete"))
 		}
 	})
 	if cfg.clientes == 0 {
