@@ -150,6 +150,10 @@ func decodeRate(data []byte, r *Rate, unit time.Duration, strict bool) error {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v.json(unit)); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) { // the path through rateJSON's embedded struct
+			te.Struct, te.Field = "Rate", strings.TrimPrefix(te.Field, "rateFields.")
+		}
 		return err
 	}
 	*r = v
