@@ -1040,7 +1040,16 @@ function dayBoxes() {
   }
 }
 
-const NS = 1e9;
+// seconds reads a ritmo duration as the API answers it, a Go duration
+// ("1m30s", "1.5s", "500ms"); a number counts seconds.
+const UNIT_S = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, 'µs': 1e-6, 'μs': 1e-6, ns: 1e-9 };
+function seconds(d) {
+  if (typeof d === 'number') return d;
+  let n = 0;
+  for (const [, v, u] of String(d || '').matchAll(/([\d.]+)(h|ms|m|s|us|µs|μs|ns)/g)) n += parseFloat(v) * UNIT_S[u];
+  return Math.round(n * 1000) / 1000;
+}
+
 function openEditor(cid) {
   const c = cid ? S.campaigns.find((x) => x.id === cid) : null;
   S.editing = c ? c.id : '';
@@ -1049,7 +1058,7 @@ function openEditor(cid) {
   $('#editor-error').textContent = '';
   $('#ed-script-error').textContent = '';
   const p = (c && c.programacion) || { dias: [1, 2, 3, 4, 5], desde: 9, hasta: 20, zona: 'America/Argentina/Buenos_Aires' };
-  const r = (c && c.ritmo) || { min_delay: 8 * NS, max_delay: 20 * NS };
+  const r = (c && c.ritmo) || { min_delay: '8s', max_delay: '20s' };
   $('#ed-id').value = c ? c.id : '';
   $('#ed-id').disabled = !!c;
   $('#ed-nombre').value = c ? c.nombre || '' : '';
@@ -1061,8 +1070,8 @@ function openEditor(cid) {
   $('#ed-hasta').value = p.hasta || 24;
   $('#ed-zona').value = p.zona || '';
   $('#ed-cupo').value = p.cupo || 0;
-  $('#ed-min').value = (r.min_delay || 0) / NS;
-  $('#ed-max').value = (r.max_delay || 0) / NS;
+  $('#ed-min').value = seconds(r.min_delay);
+  $('#ed-max').value = seconds(r.max_delay);
   $('#ed-hora').value = r.por_hora || 0;
   $('#ed-dia').value = r.por_dia || 0;
   $('#ed-intentos').value = r.max_intentos || 0;
@@ -1082,7 +1091,7 @@ function editorBody() {
     script: $('#ed-script').value,
     programacion: { dias, desde: num('#ed-desde'), hasta: num('#ed-hasta'), zona: $('#ed-zona').value.trim(), cupo: num('#ed-cupo') },
     ritmo: {
-      min_delay: Math.round(num('#ed-min') * NS), max_delay: Math.round(num('#ed-max') * NS),
+      min_delay: num('#ed-min'), max_delay: num('#ed-max'), // seconds
       por_hora: num('#ed-hora'), por_dia: num('#ed-dia'), max_intentos: num('#ed-intentos'),
     },
   };
