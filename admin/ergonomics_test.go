@@ -402,3 +402,49 @@ func TestCampaignEndsWhenAllFinal(t *testing.T) {
 	}
 	h.must(409, h.do("POST", "/api/clientes/c1/campaigns/k1/resume", key1, nil))
 }
+
+// TestOpenAPIErgonomics: the OpenAPI document says what the API takes:
+// ritmo's delays as duration strings or seconds, multipart uploads, and
+// the 409 campaign_empty of a start.
+func TestOpenAPIErgonomics(t *testing.T) {
+	h := newHarness(t, nil)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			RequestBody struct {
+				Content map[string]any `json:"content"`
+			} `json:"requestBody"`
+			Responses map[string]struct {
+				Description string `json:"description"`
+			} `json:"responses"`
+		} `json:"paths"`
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Type  string              `json:"type"`
+					OneOf []map[string]any `json:"oneOf"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	h.must(200, h.do("GET", "/api/openapi.json", "", nil)).json(t, &doc)
+	for _, f := range []string{"min_delay", "max_delay"} {
+		p := doc.Components.Schemas["Rate"].Properties[f]
+		if len(p.OneOf) != 2 || p.OneOf[0]["type"] != "string" || p.OneOf[1]["type"] != "number" {
+			t.Errorf("Rate.%s = %+v, want oneOf string (a Go duration) or number (seconds)", f, p)
+		}
+	}
+	up := doc.Paths["/api/clientes/{id}/campaigns/{cid}/envios"]["post"]
+	for _, ct := range []string{"text/csv", "application/json", "multipart/form-data"} {
+		if up.RequestBody.Content[ct] == nil {
+			t.Errorf("the upload does not document %s", ct)
+		}
+	}
+	for _, code := range []string{"400", "413", "415"} {
+		if up.Responses[code].Description == "" {
+			t.Errorf("the upload does not document %s", code)
+		}
+	}
+	if d := doc.Paths["/api/clientes/{id}/campaigns/{cid}/start"]["post"].Responses["409"].Description; !strings.Contains(d, "campaign_empty") {
+		t.Errorf("start's 409 = %q, want it to name campaign_empty", d)
+	}
+}
