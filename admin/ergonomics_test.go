@@ -420,7 +420,7 @@ func TestOpenAPIErgonomics(t *testing.T) {
 		Components struct {
 			Schemas map[string]struct {
 				Properties map[string]struct {
-					Type  string              `json:"type"`
+					Type  string           `json:"type"`
 					OneOf []map[string]any `json:"oneOf"`
 				} `json:"properties"`
 			} `json:"schemas"`
