@@ -108,7 +108,7 @@ func (s *Server) handleGetMessage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.messageView(env, ""))
+	return c.JSON(s.messageView(env, s.eng.MessageKey(c.UserContext(), env)))
 }
 
 // handleListMessages handles "GET /api/clientes/:id/mensajes?estado=&after=&limit=".
@@ -137,7 +137,7 @@ func (s *Server) handleListMessages(c *fiber.Ctx) error {
 	}
 	out := make([]messageView, len(es))
 	for i, e := range es {
-		out[i] = s.messageView(e, "")
+		out[i] = s.messageView(e, s.eng.MessageKey(c.UserContext(), e))
 	}
 	next := ""
 	if len(es) == limit {

@@ -96,7 +96,7 @@ func TestMessagesAPI(t *testing.T) {
 		t.Fatalf("esperar after release: %d %s", r.Status, r.Body)
 	}
 	var got messageResp
-	if err := json.Unmarshal(h.must(200, h.do("GET", "/api/clientes/c1/mensajes/"+m.ID, key1, nil)).Body, &got); err != nil || got.ID != m.ID || got.Estado != "enviado" {
+	if err := json.Unmarshal(h.must(200, h.do("GET", "/api/clientes/c1/mensajes/"+m.ID, key1, nil)).Body, &got); err != nil || got.ID != m.ID || got.Estado != "enviado" || got.Clave != "turno-1" {
 		t.Fatalf("GET by id: %+v %v", got, err)
 	}
 	if err := json.Unmarshal(h.must(200, h.do("GET", "/api/clientes/c1/mensajes/turno-1", key1, nil)).Body, &got); err != nil || got.ID != m.ID {
@@ -107,7 +107,7 @@ func TestMessagesAPI(t *testing.T) {
 	if err := json.Unmarshal(h.must(200, h.do("GET", "/api/clientes/c1/mensajes?estado=enviado", key1, nil)).Body, &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Items) == 0 || list.Items[0].ID != m.ID {
+	if len(list.Items) == 0 || list.Items[0].ID != m.ID || list.Items[0].Clave != "turno-1" {
 		t.Fatalf("list: %+v", list)
 	}
 	if err := json.Unmarshal(h.must(200, h.do("GET", "/api/clientes/c2/mensajes", key2, nil)).Body, &list); err != nil || len(list.Items) != 0 {

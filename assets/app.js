@@ -385,7 +385,9 @@ function connectEvents() {
   const url = `/api/events?cliente=${enc(S.cliente)}&token=${enc(token)}`;
   const es = new EventSource(url);
   S.events = es;
-  let lost = false;
+  // The first open resyncs too: the page loaded its state while the
+  // stream was connecting, and a change in between comes as no event.
+  let lost = true;
   const resync = () => { // reload what events we missed would have changed
     loadSession();
     loadCampaigns();

@@ -185,8 +185,11 @@ func (e *Engine) Reply(r Reply) {
 			e.log.Error("save reply", "cliente", r.Cliente, "err", err)
 		}
 	}
-	e.events.Publish(Event{Type: "reply", At: r.At, Cliente: r.Cliente, Reason: r.Text})
-	e.poke(r.Cliente) // during a reach lock the phone is warm now: it may be sent to
+	// The reply is published once its opt-out holds: whoever reacts to it
+	// (the page, an integrator about to send a message) sees the phone
+	// suppressed already.
+	defer e.events.Publish(Event{Type: "reply", At: r.At, Cliente: r.Cliente, Reason: r.Text})
+	defer e.poke(r.Cliente) // during a reach lock the phone is warm now: it may be sent to
 	if !decision.OptOut {
 		return
 	}

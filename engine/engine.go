@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -48,6 +47,7 @@ type Store interface {
 	// campaign (see SendMessage); MessageRef finds one by key or id.
 	AddMessage(ctx context.Context, campaign string, m Message) (Envio, bool, error)
 	MessageRef(ctx context.Context, cliente, campaign, keyOrID string) (Ref, error)
+	MessageKey(ctx context.Context, cliente string, seq uint64) (string, error)
 	// MessageID is the deterministic message id of an envío (the one its
 	// write-ahead records).
 	MessageID(r Ref) string
@@ -165,6 +165,9 @@ type Engine struct {
 	receipts map[string][]Receipt    // msg id -> receipts that arrived before the enviado commit
 	reach    map[string]ReachLock    // cliente -> its reach lock, as stored
 	reachMu  sync.Mutex              // serializes lock changes: check and change are one step
+	// reachLoaded: e.reach holds the stored locks (loadReachLocked);
+	// guarded by reachMu.
+	reachLoaded bool
 	sending  map[string]SendState    // cliente -> what its worker is doing
 	waits    map[string]CampaignWait // campaign -> why it sends nothing now
 
@@ -199,13 +202,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	if n > 0 {
 		e.log.Info("recovered envíos left in enviando", "count", n)
 	}
-	locks, err := e.store.ReachLocks(ctx)
+	e.reachMu.Lock()
+	err = e.loadReachLocked(ctx)
+	e.reachMu.Unlock()
 	if err != nil {
-		return fmt.Errorf("engine: reach locks: %w", err)
+		return fmt.Errorf("engine: %w", err)
 	}
-	e.mu.Lock()
-	maps.Copy(e.reach, locks)
-	e.mu.Unlock()
 	// From here on AddCliente starts the worker of a new cliente itself;
 	// the ones listed below are started here (a cliente in both is started
 	// once).

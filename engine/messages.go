@@ -119,6 +119,15 @@ func (e *Engine) MessageIDOf(env Envio) string {
 	return e.store.MessageID(env.Ref)
 }
 
+// MessageKey is the idempotency key of a message ("" if unknown).
+func (e *Engine) MessageKey(ctx context.Context, env Envio) string {
+	k, err := e.store.MessageKey(ctx, env.Cliente, env.Ref.Seq)
+	if err != nil {
+		e.log.Warn("message key", "envio", env.Ref, "err", err)
+	}
+	return k
+}
+
 // Message reads a cliente's transactional message by idempotency key or
 // message id.
 func (e *Engine) Message(ctx context.Context, cliente, keyOrID string) (Envio, error) {

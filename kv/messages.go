@@ -13,12 +13,14 @@ import (
 )
 
 // bucketMessages maps a cliente's transactional messages to their envíos:
-// cliente/ "k\x00"key -> u64 seq, "i\x00"message id -> u64 seq. It is made
-// on the first message, so files without it still open read-only.
+// cliente/ "k\x00"key -> u64 seq, "i\x00"message id -> u64 seq, and back,
+// "s\x00"u64 seq -> key. It is made on the first message, so files without
+// it still open read-only.
 var bucketMessages = []byte("app.mensajes")
 
 func messageKeyKey(key string) []byte { return []byte("k\x00" + key) }
 func messageIDKey(id string) []byte   { return []byte("i\x00" + id) }
+func messageSeqKey(seq uint64) []byte { return append([]byte("s\x00"), u64(seq)...) }
 
 // AddMessage adds one transactional message to campaign (the cliente's
 // messages campaign, created activa by the caller) as a pendiente envío
@@ -93,6 +95,9 @@ func (db *DB) AddMessage(ctx context.Context, campaign string, m engine.Message)
 		if err := idx.Put(messageIDKey(db.MessageID(e.Ref)), u64(seq)); err != nil {
 			return abort(err)
 		}
+		if err := idx.Put(messageSeqKey(seq), []byte(m.Key)); err != nil {
+			return abort(err)
+		}
 		c.Visible = seq
 		if err := putJSON(w.tx.Bucket(bucketCampaigns), []byte(c.ID), c); err != nil {
 			return abort(err)
@@ -145,4 +150,19 @@ func (db *DB) MessageRef(ctx context.Context, cliente, campaign, keyOrID string)
 		return engine.Ref{}, fmt.Errorf("message %q: %w", keyOrID, err)
 	}
 	return ref, nil
+}
+
+// MessageKey is the idempotency key of a cliente's message seq ("" when
+// none is stored).
+func (db *DB) MessageKey(ctx context.Context, cliente string, seq uint64) (string, error) {
+	var key string
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		if root := tx.Bucket(bucketMessages); root != nil {
+			if idx := root.Bucket([]byte(cliente)); idx != nil {
+				key = string(idx.Get(messageSeqKey(seq)))
+			}
+		}
+		return nil
+	})
+	return key, err
 }
