@@ -165,11 +165,12 @@ type Engine struct {
 	receipts map[string][]Receipt    // msg id -> receipts that arrived before the enviado commit
 	reach    map[string]ReachLock    // cliente -> its reach lock, as stored
 	reachMu  sync.Mutex              // serializes lock changes: check and change are one step
+	sending  map[string]SendState    // cliente -> what its worker is doing
+	waits    map[string]CampaignWait // campaign -> why it sends nothing now
+
 	// reachLoaded: e.reach holds the stored locks (loadReachLocked);
 	// guarded by reachMu.
 	reachLoaded bool
-	sending  map[string]SendState    // cliente -> what its worker is doing
-	waits    map[string]CampaignWait // campaign -> why it sends nothing now
 
 	// publishing serializes commit-then-publish per envío (striped), so an
 	// envío's events go out in the order its transitions were committed: a

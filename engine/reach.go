@@ -99,6 +99,11 @@ func (e *Engine) setReach(ctx context.Context, l ReachLock) error {
 // lock on an unlocked cliente changes nothing. e.reachMu must be held:
 // checking the lock and changing it is one step.
 func (e *Engine) setReachLocked(ctx context.Context, l ReachLock) error {
+	// A notice may come before Run has read the stored locks: read them
+	// first, or an end would be ignored and the stored lock loaded over it.
+	if err := e.loadReachLocked(ctx); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	cur, had := e.reach[l.Cliente]
 	e.mu.Unlock()
@@ -151,4 +156,25 @@ func (e *Engine) expireReach(ctx context.Context, cliente string) {
 	if err := e.setReach(ctx, end); err != nil {
 		e.log.Error("end reach lock", "cliente", cliente, "err", err)
 	}
+}
+
+// loadReachLocked reads the stored reach locks into e.reach once. e.reachMu
+// must be held.
+func (e *Engine) loadReachLocked(ctx context.Context) error {
+	if e.reachLoaded {
+		return nil
+	}
+	locks, err := e.store.ReachLocks(ctx)
+	if err != nil {
+		return fmt.Errorf("reach locks: %w", err)
+	}
+	e.mu.Lock()
+	for c, l := range locks {
+		if _, ok := e.reach[c]; !ok {
+			e.reach[c] = l
+		}
+	}
+	e.mu.Unlock()
+	e.reachLoaded = true
+	return nil
 }

@@ -29,7 +29,7 @@ type worker struct {
 	// of a warm envío seen in the scan.
 	warmFrom map[string]uint64
 	warm     map[string]bool
-	warmNext time.Time
+	warmNext map[string]time.Time
 }
 
 func (w *worker) poke() {
@@ -123,7 +123,7 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 	if locked {
 		earliest(lock.Until) // cold envíos resume then
 	} else if w.warm != nil {
-		w.warmFrom, w.warm = nil, nil // the next lock learns afresh
+		w.warmFrom, w.warm, w.warmNext = nil, nil, nil // the next lock learns afresh
 	}
 	ordered, msgs := w.order(cs)
 	ids := make([]string, len(ordered))
@@ -451,7 +451,7 @@ const warmScanPage = 256
 // a warm envío it saw, and starts over on the next call.
 func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, error) {
 	if w.warmFrom == nil {
-		w.warmFrom, w.warm = map[string]uint64{}, map[string]bool{}
+		w.warmFrom, w.warm, w.warmNext = map[string]uint64{}, map[string]bool{}, map[string]time.Time{}
 	}
 	for {
 		page, err := w.e.store.Envios(ctx, c.ID, w.warmFrom[c.ID], warmScanPage, Pendiente)
@@ -471,16 +471,21 @@ func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, 
 				continue
 			}
 			if env.NextAttempt.After(now) {
-				if w.warmNext.IsZero() || env.NextAttempt.Before(w.warmNext) {
-					w.warmNext = env.NextAttempt
+				if next := w.warmNext[c.ID]; next.IsZero() || env.NextAttempt.Before(next) {
+					w.warmNext[c.ID] = env.NextAttempt
 				}
 				continue
 			}
+			// The next call reads this envío again: if it is still
+			// pendiente (a retry, a throttle, the number check) its
+			// next attempt counts in this pass.
+			w.warmFrom[c.ID] = env.Ref.Seq - 1
 			return Due{Envio: env.Ref, Ok: true}, nil
 		}
 		if len(page) < warmScanPage {
-			next := w.warmNext
-			w.warmFrom[c.ID], w.warmNext = 0, time.Time{}
+			next := w.warmNext[c.ID]
+			w.warmFrom[c.ID] = 0
+			delete(w.warmNext, c.ID)
 			return Due{Next: next}, nil
 		}
 	}
