@@ -80,14 +80,18 @@ type storeError string
 func (s storeError) Error() string { return string(s) }
 
 // setSendState records and, if it changed (reason, state or end), publishes
-// the cliente's send state.
+// the cliente's send state; a store pause publishes once, not per recheck.
 func (e *Engine) setSendState(s SendState) {
 	s.At = e.cfg.Clock.Now()
 	e.mu.Lock()
 	prev := e.sending[s.Cliente]
 	e.sending[s.Cliente] = s
 	e.mu.Unlock()
-	if prev.Estado == s.Estado && prev.Motivo == s.Motivo && prev.Hasta.Equal(s.Hasta) && prev.Detalle == s.Detalle {
+	// A disk below the floor or a failing data file is looked at again
+	// every few seconds: a new recheck time (or free-space figure) is no
+	// change worth an event and a log line each time.
+	recheck := s.Motivo == BlockDiskLow || s.Motivo == BlockStore
+	if prev.Estado == s.Estado && prev.Motivo == s.Motivo && (recheck || prev.Hasta.Equal(s.Hasta) && prev.Detalle == s.Detalle) {
 		return
 	}
 	if s.Estado == SendingPaused {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -65,6 +66,11 @@ func (db *DB) Clientes(ctx context.Context) ([]engine.Cliente, error) {
 func (db *DB) CreateCampaign(ctx context.Context, c engine.Campaign) error {
 	if err := engine.ValidateID("campaña", c.ID); err != nil {
 		return err
+	}
+	// A cliente's messages campaign id (engine.MessagesCampaignID) is its
+	// own: under another cliente it would refuse its messages for ever.
+	if own := engine.MessagesCampaignID(c.Cliente); c.ID != own && strings.HasPrefix(c.ID, "mensajes-") {
+		return fmt.Errorf("campaña %q: the prefix \"mensajes-\" is reserved to transactional messages: %w", c.ID, engine.ErrInvalid)
 	}
 	if c.Status == "" {
 		c.Status = engine.Borrador
