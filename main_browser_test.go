@@ -573,7 +573,7 @@ func TestBrowser(t *testing.T) {
 	st.call(t, "POST", "/api/clientes", map[string]any{"id": cliente, "nombre": "Demo Pyme", "region": "AR"}, nil)
 	st.call(t, "POST", "/api/clientes/"+cliente+"/campaigns", map[string]any{
 		"id": campaign, "nombre": "Bienvenida", "plantilla": "Hola {{nombre}}, te escribimos por {{producto}}.",
-		"ritmo": map[string]any{"min_delay": int64(200 * time.Millisecond), "max_delay": int64(300 * time.Millisecond)},
+		"ritmo": map[string]any{"min_delay": "200ms", "max_delay": "300ms"},
 	}, nil)
 	progress := func() int { return b.evalInt(`Number(document.querySelector('#campaign-progress').dataset.done)`) }
 
