@@ -196,6 +196,9 @@ func uploadOf(c *fiber.Ctx) (upload, error) {
 // fails later leaves nothing.
 func (s *Server) handleUploadEnvios(c *fiber.Ctx) error {
 	camp := campaignOf(c)
+	if engine.IsMessages(camp) {
+		return errorf(fiber.StatusConflict, "conflict", "campaña %q holds the transactional messages: send them with POST /api/clientes/%s/mensajes", camp.ID, camp.Cliente)
+	}
 	up, err := uploadOf(c)
 	if err != nil {
 		return err

@@ -118,3 +118,14 @@ func TestMessagesAPI(t *testing.T) {
 		t.Errorf("message %s acked %d times", m.ID, acked[m.ID])
 	}
 }
+
+// The messages campaign takes no upload: its envíos come one by one.
+func TestMessagesCampaignTakesNoUpload(t *testing.T) {
+	h := newHarness(t, nil)
+	key1, _ := h.setup()
+	_, m := h.postMessage("c1", key1, "k", "", map[string]string{"telefono": "+5491123456701", "texto": "hola"})
+	r := h.doCT("POST", "/api/clientes/c1/campaigns/"+m.Campana+"/envios", key1, "text/csv", "telefono\n+5491123456702\n")
+	if r.Status != 409 {
+		t.Fatalf("upload into the messages campaign: %d %s", r.Status, r.Body)
+	}
+}

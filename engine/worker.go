@@ -30,6 +30,9 @@ type worker struct {
 	warmFrom map[string]uint64
 	warm     map[string]bool
 	warmNext map[string]time.Time
+	// coldSeen: the pass over a campaign met a cold (or 463-held) pendiente;
+	// lastColdSeen is that of the last finished pass (the wait it reports).
+	coldSeen, lastColdSeen map[string]bool
 }
 
 func (w *worker) poke() {
@@ -123,7 +126,7 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 	if locked {
 		earliest(lock.Until) // cold envíos resume then
 	} else if w.warm != nil {
-		w.warmFrom, w.warm, w.warmNext = nil, nil, nil // the next lock learns afresh
+		w.warmFrom, w.warm, w.warmNext, w.coldSeen, w.lastColdSeen = nil, nil, nil, nil, nil // the next lock learns afresh
 	}
 	ordered, msgs := w.order(cs)
 	ids := make([]string, len(ordered))
@@ -157,8 +160,8 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 		}
 		if !due.Ok {
 			earliest(due.Next)
-			if locked {
-				hold(c, BlockReach, lock.Until) // cold envíos may wait; it says so only if nothing else goes
+			if locked && w.lastColdSeen[c.ID] {
+				hold(c, BlockReach, lock.Until) // cold envíos wait; it says so only if nothing else goes
 			}
 			if due.Next.IsZero() && !locked && !IsMessages(c) {
 				w.finishIfDone(ctx, c)
@@ -452,6 +455,7 @@ const warmScanPage = 256
 func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, error) {
 	if w.warmFrom == nil {
 		w.warmFrom, w.warm, w.warmNext = map[string]uint64{}, map[string]bool{}, map[string]time.Time{}
+		w.coldSeen, w.lastColdSeen = map[string]bool{}, map[string]bool{}
 	}
 	for {
 		page, err := w.e.store.Envios(ctx, c.ID, w.warmFrom[c.ID], warmScanPage, Pendiente)
@@ -461,6 +465,7 @@ func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, 
 		for _, env := range page {
 			w.warmFrom[c.ID] = env.Ref.Seq
 			if env.Reason == reasonReachHeld {
+				w.coldSeen[c.ID] = true
 				continue // refused with 463: held until the lock ends, warm or not
 			}
 			warm, err := w.isWarm(ctx, env.Telefono)
@@ -468,6 +473,7 @@ func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, 
 				return Due{}, err
 			}
 			if !warm {
+				w.coldSeen[c.ID] = true
 				continue
 			}
 			if env.NextAttempt.After(now) {
@@ -486,6 +492,8 @@ func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, 
 			next := w.warmNext[c.ID]
 			w.warmFrom[c.ID] = 0
 			delete(w.warmNext, c.ID)
+			w.lastColdSeen[c.ID] = w.coldSeen[c.ID]
+			delete(w.coldSeen, c.ID)
 			return Due{Next: next}, nil
 		}
 	}

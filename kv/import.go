@@ -56,7 +56,7 @@ var (
 )
 
 // ErrImportRunning is returned when the campaign already has an import.
-var ErrImportRunning = errors.New("an import into this campaign is already running")
+var ErrImportRunning = fmt.Errorf("an import into this campaign is already running: %w", engine.ErrConflict)
 
 // Import stages rows in chunks and makes them visible with one final
 // commit (Commit). Until then, and forever if the import is aborted or the
