@@ -45,6 +45,7 @@ var codes = []struct {
 	{engine.ErrCampaignEmpty, fiber.StatusConflict, "campaign_empty"}, // before ErrConflict, which it wraps
 	{engine.ErrConflict, fiber.StatusConflict, "conflict"},
 	{engine.ErrOptedOut, fiber.StatusConflict, "opted_out"},
+	{engine.ErrKeyReused, fiber.StatusUnprocessableEntity, "idempotency_key_reused"},
 	{engine.ErrAlreadyConnected, fiber.StatusConflict, "already_connected"},
 	{engine.ErrNoSession, fiber.StatusConflict, "no_session"},
 	{engine.ErrSessionDown, fiber.StatusConflict, "session_down"},

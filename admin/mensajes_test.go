@@ -48,9 +48,13 @@ func TestMessagesAPI(t *testing.T) {
 	if r.Status != 202 || m.ID == "" || m.Clave != "turno-1" || m.Estado != "pendiente" || m.Telefono != "+541123456701" || m.Texto != body["texto"] {
 		t.Fatalf("POST: %d %s", r.Status, r.Body)
 	}
-	r2, m2 := h.postMessage("c1", key1, "turno-1", "", map[string]string{"telefono": "+5491123456799", "texto": "otro"})
+	r2, m2 := h.postMessage("c1", key1, "turno-1", "", body)
 	if r2.Status != 202 || m2.ID != m.ID || m2.Texto != body["texto"] || r2.Header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("same key: %d %s %v", r2.Status, r2.Body, r2.Header)
+	}
+	// The same key for another message is the caller's bug: 422, nothing sent.
+	if r, _ := h.postMessage("c1", key1, "turno-1", "", map[string]string{"telefono": "+5491123456799", "texto": "otro"}); r.Status != 422 || !bytes.Contains(r.Body, []byte("idempotency_key_reused")) {
+		t.Fatalf("the key for another message: %d %s", r.Status, r.Body)
 	}
 	// No key: one is made up and answered.
 	r3, m3 := h.postMessage("c1", key1, "", "", body)

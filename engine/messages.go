@@ -28,6 +28,11 @@ const MaxMessageText = 65536
 // ErrOptedOut: the phone is on the cliente's opt-out list.
 var ErrOptedOut = errors.New("the phone opted out of this cliente's messages")
 
+// ErrKeyReused: an idempotency key already names a message with another
+// phone or text; nothing is sent (the caller has a bug, or two messages
+// share a key).
+var ErrKeyReused = errors.New("the idempotency key names another message")
+
 // Message is one transactional message to add.
 type Message struct {
 	Cliente  string
@@ -75,6 +80,9 @@ func (e *Engine) SendMessage(ctx context.Context, m Message) (Envio, bool, error
 	env, created, err := e.store.AddMessage(ctx, id, m)
 	if err != nil {
 		return Envio{}, false, err
+	}
+	if !created && (env.Telefono != m.Telefono || env.Variables[MessageTextVar] != m.Texto) {
+		return env, false, fmt.Errorf("key %q was used for a message to %s: %w", m.Key, env.Telefono, ErrKeyReused)
 	}
 	if created {
 		e.events.Publish(Event{Type: "envio", At: e.cfg.Clock.Now(), Cliente: m.Cliente, Campaign: id, Envio: env.Ref.Seq, To: Pendiente, Reason: "mensaje"})

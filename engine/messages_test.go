@@ -27,9 +27,12 @@ func TestEngine_MessagesIdempotentFirstAndOptOut(t *testing.T) {
 	if err != nil || !created || env.State != engine.Pendiente {
 		t.Fatalf("SendMessage = %+v, %v, %v", env, created, err)
 	}
-	again, created, err := h.eng.SendMessage(ctx, engine.Message{Cliente: "c1", Key: "pedido-1", Telefono: "+5491100000098", Texto: "otro"})
+	again, created, err := h.eng.SendMessage(ctx, m)
 	if err != nil || created || again.Ref != env.Ref {
 		t.Fatalf("same key: %+v, created %v, %v; want the first envío", again, created, err)
+	}
+	if _, _, err := h.eng.SendMessage(ctx, engine.Message{Cliente: "c1", Key: "pedido-1", Telefono: "+5491100000098", Texto: "otro"}); !errors.Is(err, engine.ErrKeyReused) {
+		t.Fatalf("the key with another phone and text: %v, want ErrKeyReused", err)
 	}
 	h.gw.SetReady("c1", true)
 	h.eng.SessionChanged(engine.SessionEvent{Cliente: "c1", State: engine.SessionReady})
