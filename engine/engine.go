@@ -291,7 +291,7 @@ func (e *Engine) randDuration(min, max time.Duration) time.Duration {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return min + time.Duration(e.rng.Int64N(int64(max-min)+1))
+	return randDelay(e.rng, min, max)
 }
 
 func (e *Engine) backoff(attempt int) time.Duration {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 )
@@ -81,7 +82,14 @@ func (s Schedule) Validate() error {
 // NextOpen returns t if the schedule allows sending at t, else the start of
 // the next window.
 func (s Schedule) NextOpen(t time.Time) time.Time {
-	loc := s.Location()
+	open, _, _ := s.openWindow(s.Location(), t)
+	return open
+}
+
+// openWindow is NextOpen's rule in loc (the schedule's Location), with the
+// window the answer falls in: every time in [from, until) is open (until
+// also stops at the local midnight). until is zero when no day is allowed.
+func (s Schedule) openWindow(loc *time.Location, t time.Time) (open, from, until time.Time) {
 	end := s.EndHour
 	if end == 0 {
 		end = 24
@@ -97,12 +105,23 @@ func (s Schedule) NextOpen(t time.Time) time.Time {
 		if !lt.Before(stop) {
 			continue
 		}
-		if lt.Before(start) {
-			return start
+		if midnight := time.Date(lt.Year(), lt.Month(), lt.Day()+i+1, 0, 0, 0, 0, loc); midnight.Before(stop) {
+			stop = midnight
 		}
-		return t
+		if lt.Before(start) {
+			return start, start, stop
+		}
+		return t, start, stop
 	}
-	return t.Add(24 * time.Hour) // no day allowed: check again tomorrow
+	return t.Add(24 * time.Hour), time.Time{}, time.Time{} // no day allowed: check again tomorrow
+}
+
+// randDelay is the random pause after a send: uniform in [min, max].
+func randDelay(rng *rand.Rand, min, max time.Duration) time.Duration {
+	if max <= min {
+		return min
+	}
+	return min + time.Duration(rng.Int64N(int64(max-min)+1))
 }
 
 // sendLog remembers a cliente's recent sends for its caps and quotas.
