@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -150,21 +151,25 @@ func Forecast(in ForecastInput) ForecastResult {
 	return res
 }
 
-// simCampaign is one campaign in a simulated run.
+// simCampaign is one campaign in a simulated run; its hot fields first.
 type simCampaign struct {
-	c      Campaign
-	rate   Rate // WithDefaults
-	loc    *time.Location
-	target bool
-	total  int // envíos at the start
-	left   int
-	sent   []int64 // its sends, oldest first (the daily quota counts them)
+	left                 int
+	hourly, daily, quota int   // its caps (WithDefaults) and daily quota
+	minDelay, maxDelay   int64 // its random delay
+	fullCapFrom          int64 // from then on the warm-up is over
 	// Caches of the rules' answers, each exact where it holds: every
 	// time in [winFrom, winUntil) is inside a window; [dayFrom, dayTo) is
 	// the local day whose quota count starts at sent[dayIdx].
 	winFrom, winUntil int64
 	dayFrom, dayTo    int64
 	dayIdx            int
+	sent              []int64 // its sends, oldest first (only with a quota)
+
+	c      Campaign
+	rate   Rate // WithDefaults
+	loc    *time.Location
+	target bool
+	total  int // envíos at the start
 }
 
 // sim is the cliente's worker on a simulated clock, reused across runs.
@@ -190,7 +195,13 @@ func newSim(in ForecastInput) *sim {
 	add := func(c Campaign, pending int, target bool) {
 		r := c.Rate.WithDefaults()
 		r.HourlyCap, r.DailyCap = max(r.HourlyCap, 1), max(r.DailyCap, 1) // negative caps do not validate; never index with them
-		sc := &simCampaign{c: c, rate: r, loc: c.Schedule.Location(), target: target, total: max(pending, 0)}
+		sc := &simCampaign{c: c, rate: r, loc: c.Schedule.Location(), target: target, total: max(pending, 0),
+			hourly: r.HourlyCap, daily: r.DailyCap, quota: c.Schedule.DailyQuota,
+			minDelay: int64(r.MinDelay), maxDelay: int64(r.MaxDelay), fullCapFrom: math.MinInt64}
+		if r.WarmupDays > 1 && !in.ClienteCreated.IsZero() {
+			// dailyCap's day >= WarmupDays, as a time
+			sc.fullCapFrom = in.ClienteCreated.Add(time.Duration(r.WarmupDays-1) * 24 * time.Hour).UnixNano()
+		}
 		s.cs = append(s.cs, sc)
 	}
 	add(in.Campaign, in.Pending, true)
@@ -250,7 +261,16 @@ func (s *sim) run(seed [2]uint64, rec *simRecord) (int64, bool) {
 	last := s.start
 	rr := 0
 	n := len(s.cs)
+	active := 0
+	for _, c := range s.cs {
+		if c.left > 0 {
+			active++
+		}
+	}
 	for target.left > 0 {
+		if active == 1 { // the target alone: no turns to take
+			return s.runAlone(target, now, nextSend, last, rec)
+		}
 		if now < nextSend {
 			now = nextSend
 		}
@@ -259,10 +279,19 @@ func (s *sim) run(seed [2]uint64, rec *simRecord) (int64, bool) {
 		}
 		s.hp = lowerFrom(s.all, s.hp, now-simHour)
 		s.dp = lowerFrom(s.all, s.dp, now-simDay)
+		if s.dp >= 4096 && s.dp >= len(s.all)/2 {
+			s.compact(now)
+		}
 		wake, sent := int64(0), false
-		rr %= n
+		if rr >= n { // rr < 2n: rr %= n without a division
+			rr -= n
+		}
 		for i := range n {
-			c := s.cs[(rr+i)%n]
+			j := rr + i
+			if j >= n {
+				j -= n
+			}
+			c := s.cs[j]
 			if c.left == 0 {
 				continue
 			}
@@ -278,21 +307,67 @@ func (s *sim) run(seed [2]uint64, rec *simRecord) (int64, bool) {
 			}
 			rr += i + 1 // the next step starts after this campaign
 			s.all = append(s.all, now)
-			c.sent = append(c.sent, now)
-			c.left--
+			if c.quota > 0 {
+				c.sent = append(c.sent, now)
+			}
+			if c.left--; c.left == 0 {
+				active--
+			}
 			if c.target {
 				last = now
 				if rec != nil {
 					rec.sends = append(rec.sends, now)
 				}
 			}
-			nextSend = now + int64(randDelay(s.rng, c.rate.MinDelay, c.rate.MaxDelay))
+			nextSend = now + int64(randDelay(s.rng, time.Duration(c.minDelay), time.Duration(c.maxDelay)))
 			sent = true
 			break
 		}
 		if !sent {
 			now = wake // > now: some rule holds every campaign with work until then
 		}
+	}
+	return last, true
+}
+
+// runAlone is run's loop once only the target has work left: the same
+// steps without the round-robin.
+func (s *sim) runAlone(c *simCampaign, now, nextSend, last int64, rec *simRecord) (int64, bool) {
+	horizon := s.start + int64(forecastHorizon)
+	for c.left > 0 {
+		if now < nextSend {
+			now = nextSend
+		}
+		if now > horizon {
+			return horizon, false
+		}
+		s.hp = lowerFrom(s.all, s.hp, now-simHour)
+		s.dp = lowerFrom(s.all, s.dp, now-simDay)
+		if s.dp >= 4096 && s.dp >= len(s.all)/2 {
+			s.compact(now)
+		}
+		free := now >= c.winFrom && now < c.winUntil && c.quota == 0 && len(s.all)-s.hp < c.hourly &&
+			now >= c.fullCapFrom && len(s.all)-s.dp < c.daily // nextAllowedWhy's first round, when it holds nothing
+		if !free {
+			at, why := s.nextAllowedWhy(c, now)
+			if at > now {
+				if rec != nil && rec.wait == nil {
+					rec.wait = &ForecastWait{Motivo: why, Desde: time.Unix(0, now).In(c.loc), Hasta: time.Unix(0, at).In(c.loc)}
+				}
+				now = at
+				continue
+			}
+		}
+		s.all = append(s.all, now)
+		if c.quota > 0 {
+			c.sent = append(c.sent, now)
+		}
+		c.left--
+		last = now
+		if rec != nil {
+			rec.sends = append(rec.sends, now)
+		}
+		nextSend = now + int64(randDelay(s.rng, time.Duration(c.minDelay), time.Duration(c.maxDelay)))
 	}
 	return last, true
 }
@@ -308,40 +383,49 @@ func lowerFrom(ts []int64, i int, since int64) int {
 
 // nextAllowedWhy is sendLog.nextAllowedWhy on the simulated log, the same
 // rules in the same order, with each count kept where the last one left
-// it (exact: the simulated clock never goes back). forecast_internal_test
+// it (exact: the simulated clock never goes back), and one shortcut: a
+// round that leaves t where it was ends the loop, since every later
+// round would repeat it (a cap's end at t itself: the send goes at t). forecast_internal_test
 // holds the two to the same answers.
 func (s *sim) nextAllowedWhy(c *simCampaign, now int64) (int64, string) {
-	r := c.rate
 	t, why := now, ""
 	for range 4 {
 		before := t
-		if open := s.nextOpen(c, t); open > t {
-			t, why = open, WaitWindow
+		if t < c.winFrom || t >= c.winUntil {
+			if open := s.nextOpen(c, t); open > t {
+				t, why = open, WaitWindow
+			}
 		}
-		if q := c.c.Schedule.DailyQuota; q > 0 {
+		if c.quota > 0 {
 			from, to := s.localDay(c, t)
 			for c.dayIdx < len(c.sent) && c.sent[c.dayIdx] < from {
 				c.dayIdx++
 			}
-			if len(c.sent)-c.dayIdx >= q {
+			if len(c.sent)-c.dayIdx >= c.quota {
 				t, why = to, WaitQuota
 				continue
 			}
 		}
-		h := s.hp
+		h, d := s.hp, s.dp
 		if t != now {
-			h = lowerFrom(s.all, h, t-simHour)
+			h, d = lowerFrom(s.all, h, t-simHour), lowerFrom(s.all, d, t-simDay)
 		}
-		if len(s.all)-h >= r.HourlyCap {
-			t, why = s.all[len(s.all)-r.HourlyCap]+simHour, WaitHourlyCap
+		if len(s.all)-h >= c.hourly {
+			t, why = s.all[len(s.all)-c.hourly]+simHour, WaitHourlyCap
+			if t == before {
+				break // the next rounds would see what this one saw
+			}
 			continue
 		}
-		d := s.dp
-		if t != now {
-			d = lowerFrom(s.all, d, t-simDay)
+		daily := c.daily
+		if t < c.fullCapFrom {
+			daily = s.warmup.dailyCap(c.rate, time.Unix(0, t))
 		}
-		if daily := s.warmup.dailyCap(r, time.Unix(0, t)); len(s.all)-d >= daily {
+		if len(s.all)-d >= daily {
 			t, why = s.all[len(s.all)-daily]+simDay, WaitDailyCap
+			if t == before {
+				break
+			}
 			continue
 		}
 		if t == before {
@@ -349,6 +433,22 @@ func (s *sim) nextAllowedWhy(c *simCampaign, now int64) (int64, string) {
 		}
 	}
 	return t, why
+}
+
+// compact forgets the sends no rule looks at any more (as sendLog.add
+// does): a day and a bit before now.
+func (s *sim) compact(now int64) {
+	k := s.dp
+	s.all = s.all[:copy(s.all, s.all[k:])]
+	s.hp -= k
+	s.dp = 0
+	for _, c := range s.cs {
+		cut := lowerFrom(c.sent, 0, now-26*simHour) // every local midnight counted from is later
+		if cut > 0 && cut <= c.dayIdx {
+			c.sent = c.sent[:copy(c.sent, c.sent[cut:])]
+			c.dayIdx -= cut
+		}
+	}
 }
 
 // nextOpen is Schedule.NextOpen, answered from the window of the last
