@@ -298,6 +298,7 @@ func (s *Server) routes() {
 	cp.Post("/envios", s.handleUploadEnvios)
 	cp.Get("/envios", s.handleListEnvios)
 	cp.Get("/stats", s.handleStats)
+	cp.Get("/pronostico", s.handleForecast)
 	cp.Post("/preview", s.handlePreview)
 
 	api.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound }) // unknown /api paths: JSON 404, not the page
