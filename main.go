@@ -61,6 +61,7 @@ var commands = []command{
 	{"serve", "run the appliance: WhatsApp sessions, the send engine and the admin page, until SIGTERM", "", setupServe},
 	{"demo", "run the appliance on a built-in WhatsApp simulator with a demo cliente and campaign", "", setupDemo},
 	{"import", "import envíos into a campaign from a CSV or JSON file", "FILE", setupImport},
+	{"forecast", "forecast when a campaign ends and how its sends spread over days and windows (a stored campaign, or a CSV/JSON file)", "[FILE]", setupForecast},
 	{"session", "move a WhatsApp session in from a whatsmeow SQLite store (no new QR)", "import", setupSession},
 	{"backup", "write a consistent snapshot of the data file (stopped appliance; while serving use GET /api/backup)", "", setupBackup},
 	{"restore", "put a backup in place as the data file, after verifying its journal", "BACKUP_FILE", setupRestore},
