@@ -1,20 +1,39 @@
 package devicestore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
 	"go.etcd.io/bbolt"
 )
 
-// PutIdentity stores (upserts) the identity key of a Signal address.
+// PutIdentity stores (upserts) the identity key of a Signal address. The
+// key already stored is not written again: libsignal saves the remote
+// identity on every message it encrypts (for the recipient's device and
+// for our own phone's copy), right after checking it is the trusted one,
+// so without the check two of the four fsynced commits of a send to a
+// known recipient would rewrite the same 32 bytes.
 func (s *Store) PutIdentity(ctx context.Context, address string, key [32]byte) error {
+	v := encodeIdentity(key)
+	same := false
+	if err := s.c.view(ctx, func(tx *bbolt.Tx) error {
+		if b := sub(tx, s.dev, subIdentities); b != nil {
+			same = bytes.Equal(b.Get([]byte(address)), v)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("put identity %s: %w", address, err)
+	}
+	if same {
+		return nil
+	}
 	err := s.c.write(ctx, func(tx *bbolt.Tx) error {
 		b, err := subW(tx, s.dev, subIdentities)
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(address), encodeIdentity(key))
+		return b.Put([]byte(address), v)
 	})
 	if err != nil {
 		return fmt.Errorf("put identity %s: %w", address, err)
