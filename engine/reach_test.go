@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"leadmaster/engine"
+	"leadmaster/kv"
 )
 
 // A reach lock in the middle of a campaign: the third cold send is refused
@@ -192,5 +194,30 @@ func TestEngine_Late463OfAnEndedLockOpensNone(t *testing.T) {
 	}
 	if c := h.counts(); c[engine.Enviado] != 2 {
 		t.Errorf("counts %v", c)
+	}
+}
+
+// failingReachStore cannot save a reach lock.
+type failingReachStore struct{ *kv.DB }
+
+func (failingReachStore) SaveReachLock(context.Context, engine.ReachLock) error {
+	return errors.New("disk full")
+}
+
+// A 463 whose lock cannot be stored still puts its envío back, held for
+// the default length of a lock: never stuck enviando, never retried soon.
+func TestEngine_463WithUnsavableLockHoldsTheEnvio(t *testing.T) {
+	h := newHarnessWrapped(t, 1, engine.Rate{MinDelay: time.Second, MaxDelay: time.Second, HourlyCap: 1000, DailyCap: 1000},
+		engine.Config{ReachLockDefault: time.Hour}, func(db *kv.DB) engine.Store { return failingReachStore{db} })
+	h.gw.Fail = func(_ context.Context, _ string, m engine.Outgoing) error {
+		return &engine.AckError{MsgID: m.MsgID, Code: 463}
+	}
+	if err := h.eng.StartCampaign(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	h.until("the envío back to pendiente", func(ev engine.Event) bool { return ev.From == engine.Enviando && ev.To == engine.Pendiente })
+	e, err := h.db.Envio(context.Background(), engine.Ref{Campaign: "k", Seq: 1})
+	if err != nil || e.State != engine.Pendiente || e.Reason != "ack_463" || !e.NextAttempt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("envío %+v (%v), want pendiente ack_463 until %v", e, err, t0.Add(time.Hour))
 	}
 }

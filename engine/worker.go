@@ -321,7 +321,10 @@ func (w *worker) send(ctx context.Context, c Campaign, env Envio) error {
 		// envío waits with its id for the lock's end, however it ends
 		// (nextWarm passes over it while the lock holds).
 		if err := e.reachLocked(done, w.cliente, started); err != nil {
-			return err
+			// The lock is not stored (the data file refused it): this envío
+			// still goes back, held for the default length of a lock, so it
+			// is neither stuck enviando nor retried into the lock.
+			return errors.Join(err, back(reason, e.cfg.Clock.Now().Add(e.cfg.ReachLockDefault)))
 		}
 		return back(reason, e.cfg.Clock.Now())
 	case outcome == NotSent && env.Attempts <= 1:
