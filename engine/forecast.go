@@ -15,6 +15,14 @@ import (
 // names none.
 const DefaultForecastRuns = 200
 
+// forecastBudget bounds a forecast's work, in simulated sends over all its
+// runs: a very large campaign gets fewer runs (never fewer than
+// minForecastRuns), so an answer stays well under a few seconds.
+const (
+	forecastBudget  = 40_000_000
+	minForecastRuns = 10
+)
+
 // forecastHorizon bounds a simulated run: a campaign that would not end
 // within it is reported Incompleto, never an endless forecast.
 const forecastHorizon = 5 * 365 * 24 * time.Hour
@@ -41,7 +49,8 @@ type ForecastInput struct {
 	Others []ForecastCampaign
 	Start  time.Time
 	// Rand seeds the runs (each draws its own stream from it); nil: a
-	// fixed seed. Runs defaults to DefaultForecastRuns.
+	// fixed seed. Runs defaults to DefaultForecastRuns; a very large
+	// campaign gets fewer (forecastBudget), one beyond the horizon one.
 	Rand *rand.Rand
 	Runs int
 }
@@ -52,7 +61,7 @@ type ForecastInput struct {
 type ForecastResult struct {
 	Campaign string    `json:"campana"`
 	Pending  int       `json:"pendientes"`
-	Runs     int       `json:"corridas"`
+	Runs     int       `json:"corridas"` // simulated: fewer than asked for a very large campaign, or once one is Incompleto
 	Start    time.Time `json:"desde"`
 	FinP10   time.Time `json:"fin_p10"`
 	FinP50   time.Time `json:"fin_p50"`
@@ -64,8 +73,8 @@ type ForecastResult struct {
 	// Espera is the first rule that will hold the campaign back (window,
 	// quota, a cap), from when until when, in the median run; nil if none.
 	Espera *ForecastWait `json:"espera,omitempty"`
-	// Incompleto: some run did not end within the horizon (five years);
-	// its finish counts as the horizon's end.
+	// Incompleto: a run did not end within the horizon (five years): the
+	// runs stopped there, and its finish counts as the horizon's end.
 	Incompleto bool `json:"incompleto,omitempty"`
 }
 
@@ -99,11 +108,11 @@ type ForecastWait struct {
 // sessions and reach locks are not part of it. It is pure: no store, no
 // goroutines.
 func Forecast(in ForecastInput) ForecastResult {
-	runs := in.Runs
-	if runs <= 0 {
-		runs = DefaultForecastRuns
+	work := max(in.Pending, 0)
+	for _, o := range in.Others {
+		work += max(o.Pending, 0)
 	}
-	runs = min(runs, 10000)
+	runs := forecastRuns(in.Runs, work)
 	rng := in.Rand
 	if rng == nil {
 		rng = rand.New(rand.NewPCG(1, 2))
@@ -119,13 +128,19 @@ func Forecast(in ForecastInput) ForecastResult {
 		seed [2]uint64
 		fin  int64
 	}
-	all := make([]run, runs)
-	for i := range all {
-		all[i].seed = [2]uint64{rng.Uint64(), rng.Uint64()}
-		fin, done := s.run(all[i].seed, nil)
-		all[i].fin = fin
-		res.Incompleto = res.Incompleto || !done
+	all := make([]run, 0, runs)
+	for range runs {
+		r := run{seed: [2]uint64{rng.Uint64(), rng.Uint64()}}
+		fin, done := s.run(r.seed, nil)
+		r.fin = fin
+		all = append(all, r)
+		if !done { // beyond the horizon: more runs would only go there too
+			res.Incompleto = true
+			break
+		}
 	}
+	runs = len(all)
+	res.Runs = runs
 	slices.SortStableFunc(all, func(a, b run) int { return cmp.Compare(a.fin, b.fin) })
 	at := func(q float64) run { return all[int(q*float64(runs-1)+0.5)] }
 	loc := in.Campaign.Schedule.Location()
@@ -149,6 +164,21 @@ func Forecast(in ForecastInput) ForecastResult {
 		res.PorVentana[len(res.PorVentana)-1].Envios++
 	}
 	return res
+}
+
+// forecastRuns is how many runs to simulate when asked for asked (<= 0:
+// the default) and the runs send work envíos each: at most 10,000, fewer
+// past forecastBudget.
+func forecastRuns(asked, work int) int {
+	runs := asked
+	if runs <= 0 {
+		runs = DefaultForecastRuns
+	}
+	runs = min(runs, 10000)
+	if work > 0 && runs > minForecastRuns && runs*work > forecastBudget {
+		runs = max(forecastBudget/work, minForecastRuns)
+	}
+	return runs
 }
 
 // simCampaign is one campaign in a simulated run; its hot fields first.

@@ -124,3 +124,14 @@ func TestForecastSim_MatchesTheWorkersRules(t *testing.T) {
 		})
 	}
 }
+
+func TestForecastRuns(t *testing.T) {
+	for _, tc := range []struct{ asked, work, want int }{
+		{0, 100, DefaultForecastRuns}, {50, 100, 50}, {20000, 10, 10000},
+		{0, 100000, 200}, {0, 1000000, 40}, {0, 100000000, minForecastRuns}, {5, 100000000, 5},
+	} {
+		if got := forecastRuns(tc.asked, tc.work); got != tc.want {
+			t.Errorf("forecastRuns(%d, %d) = %d, want %d", tc.asked, tc.work, got, tc.want)
+		}
+	}
+}

@@ -117,8 +117,13 @@ func TestForecast_BadInputsEnd(t *testing.T) {
 		t.Fatalf("zero rate (the defaults): p90 %v", r.FinP90)
 	}
 	r = engine.Forecast(engine.ForecastInput{Campaign: engine.Campaign{ID: "k", Schedule: engine.Schedule{Days: []time.Weekday{9}}}, Pending: 5, Start: t0, Runs: 2})
-	if !r.Incompleto {
-		t.Fatalf("a schedule with no valid day: %+v, want incompleto", r)
+	if !r.Incompleto || r.Runs != 1 {
+		t.Fatalf("a schedule with no valid day: %+v, want incompleto after one run", r)
+	}
+	// 2,000,000 at 400 a day: 13 years; the run stops at five.
+	r = engine.Forecast(engine.ForecastInput{Campaign: engine.Campaign{ID: "k"}, Pending: 2000000, Start: t0})
+	if !r.Incompleto || r.Runs != 1 || r.FinP50.Sub(t0) < 4*365*24*time.Hour {
+		t.Fatalf("13 years of sends: incompleto %v after %d runs, p50 %v", r.Incompleto, r.Runs, r.FinP50)
 	}
 }
 
