@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"leadmaster/engine"
+	"leadmaster/engine/enginetest"
+	"leadmaster/kv/kvtest"
 )
 
 func TestForecast(t *testing.T) {
@@ -138,21 +140,34 @@ func TestForecast_AgainstTheEngine(t *testing.T) {
 		n     int
 		rate  engine.Rate
 		sched engine.Schedule
+		other int // envíos of campaign "b" of the same cliente, active beside "k"
 	}{
-		{"delays", 40, engine.Rate{MinDelay: 10 * time.Second, MaxDelay: 50 * time.Second, HourlyCap: 1000, DailyCap: 1000}, engine.Schedule{}},
-		{"hourly cap", 45, engine.Rate{MinDelay: 10 * time.Second, MaxDelay: 50 * time.Second, HourlyCap: 15, DailyCap: 1000}, engine.Schedule{}},
-		{"window and quota", 60, engine.Rate{MinDelay: time.Minute, MaxDelay: 3 * time.Minute, HourlyCap: 1000, DailyCap: 1000}, engine.Schedule{StartHour: 9, EndHour: 11, DailyQuota: 25, TimeZone: "America/Argentina/Buenos_Aires"}},
+		{"delays", 40, engine.Rate{MinDelay: 10 * time.Second, MaxDelay: 50 * time.Second, HourlyCap: 1000, DailyCap: 1000}, engine.Schedule{}, 0},
+		{"hourly cap", 45, engine.Rate{MinDelay: 10 * time.Second, MaxDelay: 50 * time.Second, HourlyCap: 15, DailyCap: 1000}, engine.Schedule{}, 0},
+		{"window and quota", 60, engine.Rate{MinDelay: time.Minute, MaxDelay: 3 * time.Minute, HourlyCap: 1000, DailyCap: 1000}, engine.Schedule{StartHour: 9, EndHour: 11, DailyQuota: 25, TimeZone: "America/Argentina/Buenos_Aires"}, 0},
+		{"two campaigns share the hourly cap", 30, engine.Rate{MinDelay: 10 * time.Second, MaxDelay: 50 * time.Second, HourlyCap: 15, DailyCap: 1000}, engine.Schedule{}, 30},
 	}
 	const seeds = 5
 	inside, total := 0, 0
-	for _, tc := range cases {
-		for seed := range uint64(seeds) {
+	for i, tc := range cases {
+		for seed := uint64(i * seeds); seed < uint64((i+1)*seeds); seed++ { // the same seed would give each case the same delays
+			// Forecast with the engine stopped, then run it with this
+			// seed's delays on the campaigns as they were forecast.
 			h := newHarness(t, tc.n, tc.rate, engine.Config{})
-			h.stop() // again with this seed's delays
-			h.start(h.db, engine.Config{Clock: h.clock, Logger: slog.New(slog.DiscardHandler), Rand: rand.New(rand.NewPCG(seed, 0xdecaf))})
+			h.stop()
 			ctx := context.Background()
-			if _, err := h.db.UpdateCampaign(ctx, "k", func(c *engine.Campaign) error { c.Schedule = tc.sched; return nil }); err != nil {
-				t.Fatal(err)
+			ids := []string{"k"}
+			if tc.other > 0 {
+				kvtest.MustCampaign(t, h.db, "b", tc.other)
+				ids = append(ids, "b")
+			}
+			for _, id := range ids {
+				if _, err := h.db.UpdateCampaign(ctx, id, func(c *engine.Campaign) error {
+					c.Rate, c.Schedule, c.Status = tc.rate, tc.sched, engine.Activa
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			f, err := h.eng.Forecast(ctx, "k", 0)
 			if err != nil {
@@ -161,12 +176,19 @@ func TestForecast_AgainstTheEngine(t *testing.T) {
 			if f.Pending != tc.n || !f.Start.Equal(t0) {
 				t.Fatalf("forecast of %d from %v", f.Pending, f.Start)
 			}
-			if err := h.eng.StartCampaign(ctx, "k"); err != nil {
-				t.Fatal(err)
-			}
-			h.until("terminada", campaignIs(engine.Terminada))
+			h.start(h.db, engine.Config{Clock: h.clock, Logger: slog.New(slog.DiscardHandler), Rand: rand.New(rand.NewPCG(seed, 0x5eed))})
+			h.until("k terminada", func(ev engine.Event) bool {
+				return ev.Type == "campaign" && ev.Campaign == "k" && ev.Status == string(engine.Terminada)
+			})
 			h.stop()
-			acks := h.gw.Acked()
+			var acks []enginetest.Sent // campaign k's
+			for _, a := range h.gw.Acked() {
+				if env, err := h.db.EnvioByMsgID(ctx, a.MsgID); err != nil {
+					t.Fatal(err)
+				} else if env.Ref.Campaign == "k" {
+					acks = append(acks, a)
+				}
+			}
 			if len(acks) != tc.n {
 				t.Fatalf("%s: %d acks", tc.name, len(acks))
 			}
