@@ -130,7 +130,7 @@ func (e *Engine) CampaignStats(ctx context.Context, id string) (Stats, error) {
 }
 
 // NotifyImported wakes the cliente's worker after an import.
-func (e *Engine) NotifyImported(cliente string) { e.poke(cliente) }
+func (e *Engine) NotifyImported(cliente string) { e.warmth.Add(1); e.poke(cliente) }
 
 // ReplyStore stores replies; kv.DB implements it.
 type ReplyStore interface {
@@ -190,6 +190,7 @@ func (e *Engine) Reply(r Reply) {
 	// suppressed already.
 	defer e.events.Publish(Event{Type: "reply", At: r.At, Cliente: r.Cliente, Reason: r.Text})
 	defer e.poke(r.Cliente) // during a reach lock the phone is warm now: it may be sent to
+	e.warmth.Add(1)
 	if !decision.OptOut {
 		return
 	}

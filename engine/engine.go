@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -162,11 +163,15 @@ type Engine struct {
 	workers  map[string]*worker
 	runCtx   context.Context
 	wg       sync.WaitGroup
-	receipts map[string][]Receipt    // msg id -> receipts that arrived before the enviado commit
-	reach    map[string]ReachLock    // cliente -> its reach lock, as stored
-	reachMu  sync.Mutex              // serializes lock changes: check and change are one step
-	sending  map[string]SendState    // cliente -> what its worker is doing
-	waits    map[string]CampaignWait // campaign -> why it sends nothing now
+	receipts map[string][]Receipt // msg id -> receipts that arrived before the enviado commit
+	reach    map[string]ReachLock // cliente -> its reach lock, as stored
+	reachMu  sync.Mutex           // serializes lock changes: check and change are one step
+	// warmth counts what can make a pendiente warm or add one (a reply, a
+	// receipt, an import, a message): a reach-lock scan that found nothing
+	// is not repeated while it stands still.
+	warmth  atomic.Uint64
+	sending map[string]SendState    // cliente -> what its worker is doing
+	waits   map[string]CampaignWait // campaign -> why it sends nothing now
 
 	// reachLoaded: e.reach holds the stored locks (loadReachLocked);
 	// guarded by reachMu.
@@ -384,6 +389,7 @@ func (e *Engine) Receipt(r Receipt) {
 }
 
 func (e *Engine) applyReceipt(ctx context.Context, env Envio, kind ReceiptKind, at time.Time) {
+	e.warmth.Add(1) // a delivered envío makes its phone warm
 	to := Entregado
 	if kind == ReceiptRead {
 		to = Leido

@@ -86,6 +86,7 @@ func (e *Engine) SendMessage(ctx context.Context, m Message) (Envio, bool, error
 	}
 	if created {
 		e.events.Publish(Event{Type: "envio", At: e.cfg.Clock.Now(), Cliente: m.Cliente, Campaign: id, Envio: env.Ref.Seq, To: Pendiente, Reason: "mensaje"})
+		e.warmth.Add(1)
 		e.poke(m.Cliente)
 	}
 	return env, created, nil

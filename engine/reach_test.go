@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,5 +220,61 @@ func TestEngine_463WithUnsavableLockHoldsTheEnvio(t *testing.T) {
 	e, err := h.db.Envio(context.Background(), engine.Ref{Campaign: "k", Seq: 1})
 	if err != nil || e.State != engine.Pendiente || e.Reason != "ack_463" || !e.NextAttempt.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("envío %+v (%v), want pendiente ack_463 until %v", e, err, t0.Add(time.Hour))
+	}
+}
+
+// countingStore counts pendiente scans (Envios calls).
+type countingStore struct {
+	*kv.DB
+	scans atomic.Int64
+}
+
+func (s *countingStore) Envios(ctx context.Context, campaign string, after uint64, limit int, state engine.State) ([]engine.Envio, error) {
+	s.scans.Add(1)
+	return s.DB.Envios(ctx, campaign, after, limit, state)
+}
+
+// During a lock with only cold pendientes, waking the worker (here: the
+// session reporting READY again) does not rescan them while nothing that
+// could make one warm happened; a reply does.
+func TestEngine_ReachLockDoesNotRescanWhenNothingChanged(t *testing.T) {
+	cs := &countingStore{}
+	h := newHarnessWrapped(t, 600, engine.Rate{MinDelay: time.Second, MaxDelay: time.Second, HourlyCap: 1000, DailyCap: 1000},
+		engine.Config{ReachLockDefault: time.Hour}, func(db *kv.DB) engine.Store { cs.DB = db; return cs })
+	h.gw.Fail = func(_ context.Context, _ string, m engine.Outgoing) error {
+		return &engine.AckError{MsgID: m.MsgID, Code: 463}
+	}
+	if err := h.eng.StartCampaign(context.Background(), "k"); err != nil {
+		t.Fatal(err)
+	}
+	h.until("the lock", func(ev engine.Event) bool { return ev.Type == "reach" && ev.Reach.Active })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Past the pause after the last send, well inside the lock: the
+	// worker's next step scans the pendientes once and finds none warm.
+	n := h.clock.Asked()
+	h.clock.Advance(2 * time.Second)
+	if !h.clock.WaitAsked(ctx, n) {
+		t.Fatal("the worker did not wait again after its pause")
+	}
+	before := cs.scans.Load()
+	if before == 0 {
+		t.Fatal("no scan inside the lock")
+	}
+	for range 10 { // each wake-up is a whole step: the worker waits on the clock again after it
+		n := h.clock.Asked()
+		h.eng.SessionChanged(engine.SessionEvent{Cliente: "c1", State: engine.SessionReady})
+		if !h.clock.WaitAsked(ctx, n) {
+			t.Fatal("the worker did not wait again after a wake-up")
+		}
+	}
+	if n := cs.scans.Load() - before; n != 0 {
+		t.Errorf("%d pendiente scans for 10 wake-ups with nothing changed, want none", n)
+	}
+	// A reply makes its phone warm: then it is scanned for, and sent.
+	h.eng.Reply(engine.Reply{Cliente: "c1", From: "+5491100000300", MsgID: "in1", Text: "hola", At: t0})
+	h.until("the warm envío sent", func(ev engine.Event) bool { return ev.To == engine.Enviando && ev.Envio == 300 })
+	if n := cs.scans.Load() - before; n == 0 {
+		t.Error("the reply did not start a new scan")
 	}
 }

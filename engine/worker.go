@@ -33,6 +33,10 @@ type worker struct {
 	// coldSeen: the pass over a campaign met a cold (or 463-held) pendiente;
 	// lastColdSeen is that of the last finished pass (the wait it reports).
 	coldSeen, lastColdSeen map[string]bool
+	// idlePass: a finished pass found nothing due, at this Engine.warmth,
+	// with this earliest warm retry: until either changes, no new pass.
+	idlePass   map[string]idlePass
+	passWarmth map[string]uint64 // Engine.warmth when the campaign's current pass began
 }
 
 func (w *worker) poke() {
@@ -127,6 +131,7 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 		earliest(lock.Until) // cold envíos resume then
 	} else if w.warm != nil {
 		w.warmFrom, w.warm, w.warmNext, w.coldSeen, w.lastColdSeen = nil, nil, nil, nil, nil // the next lock learns afresh
+		w.idlePass, w.passWarmth = nil, nil
 	}
 	ordered, msgs := w.order(cs)
 	ids := make([]string, len(ordered))
@@ -456,9 +461,16 @@ const warmScanPage = 256
 // not one per send; at the end of a pass it answers the earliest retry of
 // a warm envío it saw, and starts over on the next call.
 func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, error) {
+	if p, ok := w.idlePass[c.ID]; ok && p.warmth == w.e.warmth.Load() && (p.next.IsZero() || now.Before(p.next)) {
+		return Due{Next: p.next}, nil // nothing changed since a pass found nothing due
+	}
 	if w.warmFrom == nil {
 		w.warmFrom, w.warm, w.warmNext = map[string]uint64{}, map[string]bool{}, map[string]time.Time{}
 		w.coldSeen, w.lastColdSeen = map[string]bool{}, map[string]bool{}
+		w.idlePass, w.passWarmth = map[string]idlePass{}, map[string]uint64{}
+	}
+	if w.warmFrom[c.ID] == 0 {
+		w.passWarmth[c.ID] = w.e.warmth.Load() // a pass starts: what it will have seen
 	}
 	for {
 		page, err := w.e.store.Envios(ctx, c.ID, w.warmFrom[c.ID], warmScanPage, Pendiente)
@@ -485,6 +497,7 @@ func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, 
 				}
 				continue
 			}
+			delete(w.idlePass, c.ID)
 			// The next call reads this envío again: if it is still
 			// pendiente (a retry, a throttle, the number check) its
 			// next attempt counts in this pass.
@@ -497,6 +510,7 @@ func (w *worker) nextWarm(ctx context.Context, c Campaign, now time.Time) (Due, 
 			delete(w.warmNext, c.ID)
 			w.lastColdSeen[c.ID] = w.coldSeen[c.ID]
 			delete(w.coldSeen, c.ID)
+			w.idlePass[c.ID] = idlePass{warmth: w.passWarmth[c.ID], next: next}
 			return Due{Next: next}, nil
 		}
 	}
@@ -545,4 +559,10 @@ func (w *worker) order(cs []Campaign) (out []Campaign, msgs int) {
 		out = append(out, rest[(w.rr+i)%len(rest)])
 	}
 	return out, msgs
+}
+
+// idlePass is a finished warm scan that found nothing due.
+type idlePass struct {
+	warmth uint64
+	next   time.Time
 }

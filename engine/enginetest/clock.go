@@ -16,6 +16,7 @@ type Clock struct {
 	now     time.Time
 	waiters []waiter
 	changed chan struct{} // closed and replaced when waiters change
+	asked   int           // timers requested so far
 }
 
 type waiter struct {
@@ -43,8 +44,34 @@ func (c *Clock) After(d time.Duration) <-chan time.Time {
 		return ch
 	}
 	c.waiters = append(c.waiters, waiter{c.now.Add(d), ch})
+	c.asked++
 	c.signalLocked()
 	return ch
+}
+
+// Asked is how many timers (for a positive duration) were requested so far.
+func (c *Clock) Asked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asked
+}
+
+// WaitAsked waits until more than n timers were requested, or ctx ends: a
+// loop that waits on the clock after each round has finished one more.
+func (c *Clock) WaitAsked(ctx context.Context, n int) bool {
+	for {
+		c.mu.Lock()
+		asked, ch := c.asked, c.changed
+		c.mu.Unlock()
+		if asked > n {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 func (c *Clock) signalLocked() {
