@@ -150,16 +150,19 @@ func Forecast(in ForecastInput) ForecastResult {
 	rec := &simRecord{}
 	s.run(at(0.5).seed, rec)
 	res.Espera = rec.wait
+	var dayEnd, winEnd int64 // of the last entries of PorDia and PorVentana
 	for _, t := range rec.sends {
-		lt := time.Unix(0, t).In(loc)
-		day := lt.Format(time.DateOnly)
-		if n := len(res.PorDia); n == 0 || res.PorDia[n-1].Dia != day {
-			res.PorDia = append(res.PorDia, ForecastDay{Dia: day})
+		if len(res.PorDia) == 0 || t >= dayEnd {
+			lt := time.Unix(0, t).In(loc)
+			midnight := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, loc)
+			res.PorDia = append(res.PorDia, ForecastDay{Dia: lt.Format(time.DateOnly)})
+			dayEnd = midnight.AddDate(0, 0, 1).UnixNano()
 		}
 		res.PorDia[len(res.PorDia)-1].Envios++
-		if n := len(res.PorVentana); n == 0 || !lt.Before(res.PorVentana[n-1].Hasta) {
-			_, from, until := in.Campaign.Schedule.openWindow(loc, lt)
+		if len(res.PorVentana) == 0 || t >= winEnd {
+			_, from, until := in.Campaign.Schedule.openWindow(loc, time.Unix(0, t))
 			res.PorVentana = append(res.PorVentana, ForecastWindow{Desde: from, Hasta: until})
+			winEnd = until.UnixNano()
 		}
 		res.PorVentana[len(res.PorVentana)-1].Envios++
 	}
@@ -413,9 +416,7 @@ func lowerFrom(ts []int64, i int, since int64) int {
 
 // nextAllowedWhy is sendLog.nextAllowedWhy on the simulated log, the same
 // rules in the same order, with each count kept where the last one left
-// it (exact: the simulated clock never goes back), and one shortcut: a
-// round that leaves t where it was ends the loop, since every later
-// round would repeat it (a cap's end at t itself: the send goes at t). forecast_internal_test
+// it (exact: the simulated clock never goes back). forecast_internal_test
 // holds the two to the same answers.
 func (s *sim) nextAllowedWhy(c *simCampaign, now int64) (int64, string) {
 	t, why := now, ""
@@ -441,22 +442,20 @@ func (s *sim) nextAllowedWhy(c *simCampaign, now int64) (int64, string) {
 			h, d = lowerFrom(s.all, h, t-simHour), lowerFrom(s.all, d, t-simDay)
 		}
 		if len(s.all)-h >= c.hourly {
-			t, why = s.all[len(s.all)-c.hourly]+simHour, WaitHourlyCap
-			if t == before {
-				break // the next rounds would see what this one saw
+			if end := s.all[len(s.all)-c.hourly] + simHour; end > t {
+				t, why = end, WaitHourlyCap
+				continue
 			}
-			continue
 		}
 		daily := c.daily
 		if t < c.fullCapFrom {
 			daily = s.warmup.dailyCap(c.rate, time.Unix(0, t))
 		}
 		if len(s.all)-d >= daily {
-			t, why = s.all[len(s.all)-daily]+simDay, WaitDailyCap
-			if t == before {
-				break
+			if end := s.all[len(s.all)-daily] + simDay; end > t {
+				t, why = end, WaitDailyCap
+				continue
 			}
-			continue
 		}
 		if t == before {
 			break

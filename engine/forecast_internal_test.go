@@ -135,3 +135,24 @@ func TestForecastRuns(t *testing.T) {
 		}
 	}
 }
+
+// At the hourly cap's end the daily cap still holds (it went unchecked:
+// the worker sent the 401st of a 400 cap; found by the forecast).
+func TestNextAllowed_DailyCapAtTheHourlyCapsEnd(t *testing.T) {
+	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	l := &sendLog{}
+	for i := range 400 {
+		l.add("k", base.Add(time.Duration(i)*time.Minute)) // 400 in the day, the last 60 in the last hour
+	}
+	c := Campaign{ID: "k", Rate: Rate{HourlyCap: 60, DailyCap: 400}}
+	end := base.Add(340*time.Minute + time.Hour) // the hourly cap's end
+	got, why := l.nextAllowedWhy(c, end)
+	if want := base.Add(24 * time.Hour); !got.Equal(want) || why != WaitDailyCap {
+		t.Fatalf("at the hourly cap's end: %v %s, want %v %s", got, why, want, WaitDailyCap)
+	}
+	// Below the daily cap, the send goes at the hourly cap's end itself.
+	c.Rate.DailyCap = 401
+	if got, _ := l.nextAllowedWhy(c, end); !got.Equal(end) {
+		t.Fatalf("below the daily cap: %v, want %v", got, end)
+	}
+}

@@ -199,13 +199,20 @@ func (l *sendLog) nextAllowedWhy(c Campaign, now time.Time) (time.Time, string) 
 				continue
 			}
 		}
+		// A cap's end may be t itself (its oldest send leaves the hour or
+		// the day at t): then the next rule is checked at t, not skipped
+		// (it was: at the hourly cap's end the daily cap went unchecked).
 		if n := countSince(l.all, t.Add(-time.Hour)); n >= r.HourlyCap {
-			t, why = l.all[len(l.all)-r.HourlyCap].Add(time.Hour), WaitHourlyCap
-			continue
+			if end := l.all[len(l.all)-r.HourlyCap].Add(time.Hour); end.After(t) {
+				t, why = end, WaitHourlyCap
+				continue
+			}
 		}
 		if daily := l.dailyCap(r, t); countSince(l.all, t.Add(-24*time.Hour)) >= daily {
-			t, why = l.all[len(l.all)-daily].Add(24*time.Hour), WaitDailyCap
-			continue
+			if end := l.all[len(l.all)-daily].Add(24 * time.Hour); end.After(t) {
+				t, why = end, WaitDailyCap
+				continue
+			}
 		}
 		if t.Equal(before) {
 			break
