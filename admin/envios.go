@@ -460,18 +460,7 @@ type envioView struct {
 
 // handleListEnvios handles "GET …/campaigns/:cid/envios?estado=&telefono=&after=&limit=".
 func (s *Server) handleListEnvios(c *fiber.Ctx) error {
-	var st engine.State
-	if v := c.Query("estado"); v != "" {
-		var err error
-		if st, err = engine.ParseState(v); err != nil {
-			return badRequest("query \"estado\": %v", err)
-		}
-	}
-	after, err := queryUint(c, "after")
-	if err != nil {
-		return err
-	}
-	limit, err := queryLimit(c, 100, 1000)
+	st, after, limit, err := envioListQuery(c)
 	if err != nil {
 		return err
 	}
@@ -505,4 +494,21 @@ func (s *Server) handleListEnvios(c *fiber.Ctx) error {
 		next = uitoa(es[len(es)-1].Ref.Seq)
 	}
 	return c.JSON(items(out, next))
+}
+
+// envioListQuery reads a list of envíos' query: ?estado=&after=&limit=
+// (100 by default, at most 1000).
+func envioListQuery(c *fiber.Ctx) (st engine.State, after uint64, limit int, err error) {
+	if v := c.Query("estado"); v != "" {
+		if st, err = engine.ParseState(v); err != nil {
+			return "", 0, 0, badRequest("query \"estado\": %v", err)
+		}
+	}
+	if after, err = queryUint(c, "after"); err != nil {
+		return "", 0, 0, err
+	}
+	if limit, err = queryLimit(c, 100, 1000); err != nil {
+		return "", 0, 0, err
+	}
+	return st, after, limit, nil
 }

@@ -113,18 +113,7 @@ func (s *Server) handleGetMessage(c *fiber.Ctx) error {
 
 // handleListMessages handles "GET /api/clientes/:id/mensajes?estado=&after=&limit=".
 func (s *Server) handleListMessages(c *fiber.Ctx) error {
-	var st engine.State
-	if v := c.Query("estado"); v != "" {
-		var err error
-		if st, err = engine.ParseState(v); err != nil {
-			return badRequest("query \"estado\": %v", err)
-		}
-	}
-	after, err := queryUint(c, "after")
-	if err != nil {
-		return err
-	}
-	limit, err := queryLimit(c, 100, 1000)
+	st, after, limit, err := envioListQuery(c)
 	if err != nil {
 		return err
 	}
