@@ -132,11 +132,6 @@ func (e *Engine) CampaignStats(ctx context.Context, id string) (Stats, error) {
 // NotifyImported wakes the cliente's worker after an import.
 func (e *Engine) NotifyImported(cliente string) { e.warmth.Add(1); e.poke(cliente) }
 
-// ReplyStore stores replies; kv.DB implements it.
-type ReplyStore interface {
-	SaveReply(ctx context.Context, r Reply, envio *Ref, optOut bool) error
-}
-
 // Reply records a recipient's reply and applies the opt-out decision of
 // the campaign's on_reply hook (or the default words): the phone joins the
 // cliente's suppression list and its pendiente envíos become omitido.
@@ -180,10 +175,8 @@ func (e *Engine) Reply(r Reply) {
 	} else {
 		decision, _ = TemplateHooks{}.OnReply(ctx, Campaign{}, Envio{}, r)
 	}
-	if rs, ok := e.store.(ReplyStore); ok {
-		if err := rs.SaveReply(ctx, r, ref, decision.OptOut); err != nil {
-			e.log.Error("save reply", "cliente", r.Cliente, "err", err)
-		}
+	if err := e.store.SaveReply(ctx, r, ref, decision.OptOut); err != nil {
+		e.log.Error("save reply", "cliente", r.Cliente, "err", err)
 	}
 	// The reply is published once its opt-out holds: whoever reacts to it
 	// (the page, an integrator about to send a message) sees the phone

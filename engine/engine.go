@@ -42,6 +42,10 @@ type Store interface {
 	// HasChat says whether the cliente has a chat with phone as far as the
 	// store knows: a reply from it, or an envío to it delivered or read.
 	HasChat(ctx context.Context, cliente, phone string) (bool, error)
+	// SaveReply stores a recipient's reply, with the envío it answers (if
+	// known) and whether it opted out: part of the contract, so a store that
+	// cannot keep replies does not compile (they were dropped silently).
+	SaveReply(ctx context.Context, r Reply, envio *Ref, optOut bool) error
 	// CreateCampaign stores a new campaña (ErrConflict if its id exists).
 	CreateCampaign(ctx context.Context, c Campaign) error
 	// AddMessage adds a transactional message to a cliente's messages

@@ -103,18 +103,10 @@ func (db *DB) APIKeyCliente(ctx context.Context, hash []byte) (string, error) {
 	return k.Cliente, err
 }
 
-// ClienteReplies is Replies in engine's type (for layers that do not
-// import kv).
+// ClienteReplies is Replies (the name the admin layer's store contract
+// uses).
 func (db *DB) ClienteReplies(ctx context.Context, cliente string, after uint64, limit int) ([]engine.StoredReply, error) {
-	rs, err := db.Replies(ctx, cliente, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]engine.StoredReply, len(rs))
-	for i, r := range rs {
-		out[i] = engine.StoredReply{Reply: r.Reply, Seq: r.Seq, Envio: r.Envio, OptOut: r.OptOut}
-	}
-	return out, nil
+	return db.Replies(ctx, cliente, after, limit)
 }
 
 // APIKeys lists a cliente's keys: each key's id (the hex of the first 8

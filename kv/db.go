@@ -20,10 +20,7 @@ import (
 // FileName is the name of the data file inside the data directory.
 const FileName = "leadmaster.db"
 
-var (
-	_ engine.Store      = (*DB)(nil)
-	_ engine.ReplyStore = (*DB)(nil)
-)
+var _ engine.Store = (*DB)(nil)
 
 // ErrLocked is returned by Open when another process holds the file.
 var ErrLocked = errors.New("the data file is in use by another process (is leadmaster serve running?)")

@@ -39,18 +39,10 @@ func (db *DB) EnviosByPhone(ctx context.Context, cliente, phone string) ([]engin
 	return out, err
 }
 
-// StoredReply is a reply as stored, with the envío it answers (if known).
-type StoredReply struct {
-	engine.Reply
-	Seq    uint64 `json:"seq"`
-	Envio  string `json:"envio,omitempty"` // campaign/seq
-	OptOut bool   `json:"baja,omitempty"`
-}
-
 // SaveReply stores a reply of a cliente's recipient, with the envío it
 // answers (if known) and whether it opted out.
 func (db *DB) SaveReply(ctx context.Context, reply engine.Reply, envio *engine.Ref, optOut bool) error {
-	r := StoredReply{Reply: reply, OptOut: optOut}
+	r := engine.StoredReply{Reply: reply, OptOut: optOut}
 	if envio != nil {
 		r.Envio = envio.String()
 	}
@@ -80,8 +72,8 @@ func (db *DB) SaveReply(ctx context.Context, reply engine.Reply, envio *engine.R
 }
 
 // Replies returns up to limit replies of a cliente with Seq > after.
-func (db *DB) Replies(ctx context.Context, cliente string, after uint64, limit int) ([]StoredReply, error) {
-	var out []StoredReply
+func (db *DB) Replies(ctx context.Context, cliente string, after uint64, limit int) ([]engine.StoredReply, error) {
+	var out []engine.StoredReply
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		b, err := sub(tx, bucketReplies, cliente, false)
 		if err != nil || b == nil {
@@ -89,7 +81,7 @@ func (db *DB) Replies(ctx context.Context, cliente string, after uint64, limit i
 		}
 		c := b.Cursor()
 		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			var r StoredReply
+			var r engine.StoredReply
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("reply %d: %w", binary.BigEndian.Uint64(k), err)
 			}

@@ -150,7 +150,7 @@ func (db *DB) FeedOutbox(ctx context.Context, limit int) (queued int, more bool,
 			after := decodeU64(ob.Get(replyCursorKey(cl)))
 			rc := rb.Cursor()
 			for rk, rv := rc.Seek(u64(after + 1)); rk != nil; rk, rv = rc.Next() {
-				var r StoredReply
+				var r engine.StoredReply
 				if err := json.Unmarshal(rv, &r); err != nil {
 					return fmt.Errorf("outbox feed: reply %s/%x: %w", cl, rk, err)
 				}
