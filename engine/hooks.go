@@ -29,8 +29,15 @@ type ThrottleStats struct {
 	LocalTime    time.Time
 }
 
-// ThrottleDecision tightens the rate: an extra delay, a pause until a
-// time, or skip this turn (try again after the usual delay).
+// ThrottleDecision is what a campaign's throttle hook decided before a
+// send; it can only hold sends back. In every case the envío it was asked
+// about stays pendiente, with its id, and is sent later.
+//   - Delay: the number waits this much longer before its next send (any
+//     campaign's).
+//   - PauseUntil: this campaign sends nothing until then; the cliente's
+//     other campaigns go on.
+//   - Skip: this campaign's envío is not sent this turn; the campaign waits
+//     its usual delay between sends (ritmo), then asks again.
 type ThrottleDecision struct {
 	Delay      time.Duration
 	PauseUntil time.Time

@@ -33,6 +33,7 @@ const (
 	WaitQuota     = "cupo_diario"    // the campaign's daily quota is used up
 	WaitHourlyCap = "tope_por_hora"  // the number's hourly cap
 	WaitDailyCap  = "tope_diario"    // the number's daily cap (with the warm-up ramp)
+	WaitScript    = "script"         // the campaign's throttle hook holds it (pause_until, skip)
 	BlockSession  = "sesion"         // the WhatsApp session is not READY
 	BlockBreaker  = "cortacircuito"  // consecutive failures: the number rests
 	BlockReach    = "bloqueo_nuevos" // WhatsApp's reach lock: cold recipients wait

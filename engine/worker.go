@@ -27,6 +27,8 @@ type worker struct {
 	// While the cliente's reach lock holds: where each campaign's scan for
 	// warm envíos goes on, the phones found warm, and the earliest retry
 	// of a warm envío seen in the scan.
+	scriptHold map[string]time.Time // campaign -> its throttle hook holds it until then
+
 	warmFrom map[string]uint64
 	warm     map[string]bool
 	warmNext map[string]time.Time
@@ -154,6 +156,11 @@ func (w *worker) step(ctx context.Context) (time.Time, error) {
 			hold(c, why, at)
 			continue
 		}
+		if until := w.scriptHold[c.ID]; until.After(now) {
+			earliest(until)
+			hold(c, WaitScript, until)
+			continue
+		}
 		var due Due
 		if locked {
 			due, err = w.nextWarm(ctx, c, now)
@@ -267,9 +274,8 @@ func (w *worker) process(ctx context.Context, c Campaign, ref Ref) (sent bool, e
 	delete(w.scriptErrors, c.ID)
 	if d, err := hooks.Throttle(ctx, c, w.stats(c)); err != nil {
 		e.log.Warn("throttle hook failed; using the campaign's rate", "campaign", c.ID, "err", err)
-	} else if until := w.throttleUntil(d); !until.IsZero() {
-		w.nextSend = until
-		return false, nil
+	} else if w.throttle(c, d) {
+		return false, nil // held by the script: the envío stays pendiente
 	}
 	// Write-ahead: enviando with the message id and the text, fsynced
 	// before anything leaves.
@@ -392,20 +398,39 @@ func (w *worker) stats(c Campaign) ThrottleStats {
 	}
 }
 
-// throttleUntil turns a hook's decision into a time to wait for (zero: go).
-func (w *worker) throttleUntil(d ThrottleDecision) time.Time {
+// throttle applies a throttle hook's decision (ThrottleDecision's doc is
+// the one statement of what each field does) and reports whether it holds
+// this turn's envío back.
+func (w *worker) throttle(c Campaign, d ThrottleDecision) bool {
 	now := w.e.cfg.Clock.Now()
+	held := false
+	if d.Delay > 0 {
+		w.nextSend = maxTime(w.nextSend, now.Add(d.Delay)) // the number waits
+		held = true
+	}
 	until := time.Time{}
 	if d.PauseUntil.After(now) {
-		until = d.PauseUntil
+		until = d.PauseUntil // this campaign waits; the others go on
 	}
-	if d.Delay > 0 && now.Add(d.Delay).After(until) {
-		until = now.Add(d.Delay)
+	if d.Skip {
+		r := c.Rate.WithDefaults()
+		until = maxTime(until, now.Add(w.e.randDuration(r.MinDelay, r.MaxDelay)))
 	}
-	if d.Skip && until.IsZero() {
-		until = now.Add(time.Second)
+	if !until.IsZero() {
+		if w.scriptHold == nil {
+			w.scriptHold = map[string]time.Time{}
+		}
+		w.scriptHold[c.ID] = until
+		held = true
 	}
-	return until
+	return held
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // checkNumber answers from the cache, or checks a batch of upcoming phones

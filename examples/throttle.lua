@@ -6,10 +6,14 @@ stop it for a while; the engine's own limits (delay between sends, hourly
 and daily caps, send window) still apply. Return nil to change nothing, or
 a table with any of:
 
-  delay = seconds        wait this much more before the next send
-  pause = seconds        pause the campaign for this long
-  pause_until = unix     pause the campaign until then (see lm.at)
-  skip = true            leave the next envío "omitido"
+  delay = seconds        the number waits this much more before its next send
+  pause = seconds        pause this campaign for this long (the others go on)
+  pause_until = unix     pause this campaign until then (see lm.at)
+  skip = true            not this turn: the envío stays pendiente and the
+                         campaign waits its usual delay before asking again
+
+In every case the envío stays pendiente and is sent later: throttle never
+drops one (personalize's skip does, as "omitido").
   reason = "..."         shown to the operator
 
 stats has: sent_today, sent_last_hour, error_streak (consecutive failed

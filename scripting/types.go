@@ -50,9 +50,9 @@ type Stats struct {
 
 // ThrottleDecision is what throttle decided. The zero value changes nothing.
 type ThrottleDecision struct {
-	Delay      time.Duration // extra wait before the next send
-	PauseUntil time.Time     // pause the campaign until then; zero means no pause
-	Skip       bool          // skip the next envío (omitido)
+	Delay      time.Duration // the number waits this much longer before its next send
+	PauseUntil time.Time     // this campaign sends nothing until then (the cliente's others go on); zero means no pause
+	Skip       bool          // not this turn: the envío stays pendiente, the campaign waits its usual delay (engine.ThrottleDecision)
 	Reason     string
 }
 
