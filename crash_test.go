@@ -120,19 +120,7 @@ func runCrash(t *testing.T, cfg crashConfig) {
 	}
 
 	// The campaign, imported while no serve runs (one process per data file).
-	csv := filepath.Join(dir, "envios.csv")
-	var b strings.Builder
-	b.WriteString("telefono,nombre\n")
-	for i := range cfg.envios {
-		fmt.Fprintf(&b, "%s,Cliente %d\n", crashPhone(i), i)
-	}
-	if err := os.WriteFile(csv, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(binary, "import", "--data", data, "--create", "--cliente", crashCliente, "--campaign", crashCampaign, "--region", "AR", csv).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("%d aceptadas", cfg.envios)) {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
+	importCrashCampaign(t, dir, data, cfg.envios)
 
 	token := "crash-admin-token-" + strconv.FormatInt(cfg.seed, 36)
 	serveArgs := []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--wasim", sim.addr,
@@ -707,4 +695,24 @@ func recoveredIn(logPath string) int {
 		}
 	}
 	return 0
+}
+
+// importCrashCampaign imports crashPhone(0..n-1) into crashCampaign of
+// crashCliente (both made) in the data dir, with the binary, while no serve
+// runs (one process per data file); every row must be accepted.
+func importCrashCampaign(t *testing.T, dir, data string, n int) {
+	t.Helper()
+	csv := filepath.Join(dir, "envios.csv")
+	var b strings.Builder
+	b.WriteString("telefono,nombre\n")
+	for i := range n {
+		fmt.Fprintf(&b, "%s,Cliente %d\n", crashPhone(i), i)
+	}
+	if err := os.WriteFile(csv, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "import", "--data", data, "--create", "--cliente", crashCliente, "--campaign", crashCampaign, "--region", "AR", csv).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("%d aceptadas", n)) {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
 }

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,18 +27,7 @@ func TestBrowserDiskFloor(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	sim := startBinarySim(t, dir)
-	csv := filepath.Join(dir, "envios.csv")
-	var sb strings.Builder
-	sb.WriteString("telefono,nombre\n")
-	for i := range 3 {
-		fmt.Fprintf(&sb, "%s,Cliente %d\n", crashPhone(i), i)
-	}
-	if err := os.WriteFile(csv, []byte(sb.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(binary, "import", "--data", data, "--create", "--cliente", crashCliente, "--campaign", crashCampaign, "--region", "AR", csv).CombinedOutput(); err != nil {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
+	importCrashCampaign(t, dir, data, 3)
 	const token = "disk-browser-admin-token-0123456789"
 	srv := startServeProc(t, filepath.Join(dir, "serve.log"), token, []string{"serve", "--data", data,
 		"--listen", "127.0.0.1:0", "--wasim", sim.addr, "--log-format", "json", "--min-free-mb", "1000000000"})

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -38,19 +37,7 @@ func TestBrowserReachLock(t *testing.T) {
 	sim.post(t, "/sim/reach", map[string]any{"phone": crashSender, "reach": wasim.Reach{
 		TimelockAfterColdSends: allowed, TimelockFor: time.Hour, EnforcementType: "RESTRICT_ALL_COMPANIONS",
 	}})
-	csv := filepath.Join(dir, "envios.csv")
-	var sb strings.Builder
-	sb.WriteString("telefono,nombre\n")
-	for i := range n {
-		fmt.Fprintf(&sb, "%s,Cliente %d\n", crashPhone(i), i)
-	}
-	if err := os.WriteFile(csv, []byte(sb.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(binary, "import", "--data", data, "--create", "--cliente", crashCliente, "--campaign", crashCampaign, "--region", "AR", csv).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("%d aceptadas", n)) {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
+	importCrashCampaign(t, dir, data, n)
 	const token = "reach-browser-admin-token-0123456789"
 	srv := startServeProc(t, filepath.Join(dir, "serve.log"), token, []string{"serve", "--data", data,
 		"--listen", "127.0.0.1:0", "--wasim", sim.addr, "--log-format", "json", "--number-check-every", "50ms", "--send-timeout", "10s"})

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -33,19 +32,7 @@ func TestRetryReceiptAfterKill(t *testing.T) {
 	sim := startBinarySim(t, dir)
 
 	const n = 2
-	csv := filepath.Join(dir, "envios.csv")
-	var b strings.Builder
-	b.WriteString("telefono,nombre\n")
-	for i := range n {
-		fmt.Fprintf(&b, "%s,Cliente %d\n", crashPhone(i), i)
-	}
-	if err := os.WriteFile(csv, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(binary, "import", "--data", data, "--create", "--cliente", crashCliente, "--campaign", crashCampaign, "--region", "AR", csv).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("%d aceptadas", n)) {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
+	importCrashCampaign(t, dir, data, n)
 
 	const token = "retry-kill-admin-token-0123456789"
 	serveArgs := []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--wasim", sim.addr,
@@ -130,7 +117,7 @@ func TestRetryReceiptAfterKill(t *testing.T) {
 	if out, err := exec.Command(binary, "journal", "verify", "--data", data).CombinedOutput(); err != nil {
 		t.Errorf("journal verify: %v\n%s", err, out)
 	}
-	out, err = exec.Command(binary, "journal", "export", "--format", "ndjson", "--data", data).Output()
+	out, err := exec.Command(binary, "journal", "export", "--format", "ndjson", "--data", data).Output()
 	if err != nil {
 		t.Fatalf("journal export: %v", err)
 	}
