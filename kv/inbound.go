@@ -17,26 +17,38 @@ import (
 func (db *DB) EnviosByPhone(ctx context.Context, cliente, phone string) ([]engine.Envio, error) {
 	var out []engine.Envio
 	err := db.view(ctx, func(tx *bolt.Tx) error {
-		b, err := sub(tx, bucketPhones, cliente, false)
-		if err != nil || b == nil {
-			return err
-		}
-		prefix := []byte(phone + "\x00")
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
-			_, campaign, seq, err := parsePhoneKey(k)
-			if err != nil {
-				return err
-			}
-			e, err := db.getEnvio(tx, engine.Ref{Campaign: campaign, Seq: seq})
-			if err != nil {
-				continue // staged by an import in progress: not visible
-			}
+		out = nil
+		return db.forEnviosOfPhone(tx, cliente, phone, func(e engine.Envio) bool {
 			out = append(out, e)
-		}
-		return nil
+			return true
+		})
 	})
 	return out, err
+}
+
+// forEnviosOfPhone calls fn with the visible envíos of a cliente to phone,
+// oldest campaign first, until fn returns false.
+func (db *DB) forEnviosOfPhone(tx *bolt.Tx, cliente, phone string, fn func(engine.Envio) bool) error {
+	b, err := sub(tx, bucketPhones, cliente, false)
+	if err != nil || b == nil {
+		return err
+	}
+	prefix := []byte(phone + "\x00")
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = c.Next() {
+		_, campaign, seq, err := parsePhoneKey(k)
+		if err != nil {
+			return err
+		}
+		e, err := db.getEnvio(tx, engine.Ref{Campaign: campaign, Seq: seq})
+		if err != nil {
+			continue // staged by an import in progress: not visible
+		}
+		if !fn(e) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // SaveReply stores a reply of a cliente's recipient, with the envío it

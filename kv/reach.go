@@ -72,27 +72,10 @@ func (db *DB) HasChat(ctx context.Context, cliente, phone string) (bool, error) 
 			chat = true
 			return nil
 		}
-		b, err := sub(tx, bucketPhones, cliente, false)
-		if err != nil || b == nil {
-			return err
-		}
-		prefix := []byte(phone + "\x00")
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			_, campaign, seq, err := parsePhoneKey(k)
-			if err != nil {
-				return err
-			}
-			e, err := db.getEnvio(tx, engine.Ref{Campaign: campaign, Seq: seq})
-			if err != nil {
-				continue // staged by an import in progress: not visible
-			}
-			if e.State == engine.Entregado || e.State == engine.Leido {
-				chat = true
-				return nil
-			}
-		}
-		return nil
+		return db.forEnviosOfPhone(tx, cliente, phone, func(e engine.Envio) bool {
+			chat = e.State == engine.Entregado || e.State == engine.Leido
+			return !chat
+		})
 	})
 	return chat, err
 }
