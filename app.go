@@ -16,6 +16,7 @@ import (
 	"leadmaster/engine"
 	"leadmaster/engine/wa"
 	"leadmaster/kv"
+	"leadmaster/kv/devicestore"
 	"leadmaster/wasim"
 )
 
@@ -47,7 +48,11 @@ type applianceConfig struct {
 // listener (so a caller knows the address before Run).
 func openAppliance(db *kv.DB, env *cmdEnv, cfg applianceConfig) (*appliance, error) {
 	inbound := &engine.InboundRelay{}
-	mgr, err := wa.NewManager(db, inbound, wa.Options{Logger: env.log, Configure: cfg.configure})
+	devices, err := devicestore.New(db.Bolt(), wa.StoreLog(env.log))
+	if err != nil {
+		return nil, fmt.Errorf("open device store: %w", err)
+	}
+	mgr, err := wa.NewManager(db, devices, inbound, wa.Options{Logger: env.log, Configure: cfg.configure})
 	if err != nil {
 		return nil, err
 	}

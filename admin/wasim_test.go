@@ -14,6 +14,7 @@ import (
 	"leadmaster/engine"
 	"leadmaster/engine/wa"
 	"leadmaster/kv"
+	"leadmaster/kv/devicestore"
 	"leadmaster/kv/kvtest"
 	"leadmaster/wasim"
 )
@@ -46,7 +47,11 @@ func TestWasimQRPairAndSend(t *testing.T) {
 	})
 	db, _ := kvtest.MustOpen(t, kv.Options{})
 	in := &inbound{}
-	m, err := wa.NewManager(db, in, wa.Options{Configure: sim.Configure, BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second})
+	devices, err := devicestore.New(db.Bolt(), wa.StoreLog(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wa.NewManager(db, devices, in, wa.Options{Configure: sim.Configure, BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,11 @@ import (
 // is atomic per call and journals every transition in the same transaction.
 type Store interface {
 	Apply(ctx context.Context, ts ...Transition) error
-	Record(ctx context.Context, e Entry) error
-	Recover(ctx context.Context) (int, error)
+	// SaveSession journals a session event (KindSession) and, if device is
+	// not nil, sets the cliente's device to it, in one transaction.
+	SaveSession(ctx context.Context, e Entry, device *string) error
+	// InFlight lists the envíos in enviando.
+	InFlight(ctx context.Context) ([]Ref, error)
 	Envio(ctx context.Context, r Ref) (Envio, error)
 	EnvioByMsgID(ctx context.Context, msgID string) (Envio, error)
 	EnviosByPhone(ctx context.Context, cliente, phone string) ([]Envio, error)
@@ -50,12 +53,14 @@ type Store interface {
 	CreateCampaign(ctx context.Context, c Campaign) error
 	// AddMessage adds a transactional message to a cliente's messages
 	// campaign (see SendMessage); MessageRef finds one by key or id.
-	AddMessage(ctx context.Context, campaign string, m Message) (Envio, bool, error)
+	// idOf gives the new envío's message id (the engine's MessageID), for
+	// the message-id index.
+	AddMessage(ctx context.Context, campaign string, m Message, idOf func(Ref) string) (Envio, bool, error)
 	MessageRef(ctx context.Context, cliente, campaign, keyOrID string) (Ref, error)
 	MessageKey(ctx context.Context, cliente string, seq uint64) (string, error)
-	// MessageID is the deterministic message id of an envío (the one its
-	// write-ahead records).
-	MessageID(r Ref) string
+	// Secret is the install's secret, from which the engine mints the
+	// deterministic message ids (MessageID). Never changes.
+	Secret() []byte
 }
 
 // Config tunes the engine. The zero value gets the defaults below.
@@ -195,6 +200,33 @@ func New(store Store, gw Gateway, cfg Config) *Engine {
 		sending: map[string]SendState{}, waits: map[string]CampaignWait{}}
 }
 
+// ReasonRecovery is the reason journaled when an envío left in enviando by
+// a stop or a crash goes back to pendiente.
+const ReasonRecovery = "recovery"
+
+// Recover returns every envío left in enviando (a stop or a crash during
+// its send: the outcome is unknown) to pendiente, due now, with its
+// message id kept, so the resend is the same message to WhatsApp and the
+// server deduplicates it. Run calls it once before any worker starts; it
+// returns how many it moved.
+func (e *Engine) Recover(ctx context.Context) (int, error) {
+	refs, err := e.store.InFlight(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("recover: %w", err)
+	}
+	const batch = 512 // one transaction each: a big backlog is not one huge commit
+	for i := 0; i < len(refs); i += batch {
+		ts := make([]Transition, 0, batch)
+		for _, r := range refs[i:min(i+batch, len(refs))] {
+			ts = append(ts, Transition{Envio: r, From: Enviando, To: Pendiente, Reason: ReasonRecovery})
+		}
+		if err := e.store.Apply(ctx, ts...); err != nil {
+			return i, fmt.Errorf("recover: %w", err)
+		}
+	}
+	return len(refs), nil
+}
+
 // Events is the engine's live event stream (SSE, QR waiters, the demo).
 func (e *Engine) Events() *Broker { return &e.events }
 
@@ -205,12 +237,12 @@ func (e *Engine) Store() Store { return e.store }
 // blocks until ctx ends; then it stops claiming, lets in-flight sends end
 // (each is bounded by SendTimeout) and returns.
 func (e *Engine) Run(ctx context.Context) error {
-	n, err := e.store.Recover(ctx)
+	n, err := e.Recover(ctx)
 	if err != nil {
-		return fmt.Errorf("engine: recover: %w", err)
+		return fmt.Errorf("engine: %w", err)
 	}
 	if n > 0 {
-		e.log.Info("recovered envíos left in enviando", "count", n)
+		e.log.Info("recovered envíos left in enviando: back to pendiente with their message ids", "count", n)
 	}
 	e.reachMu.Lock()
 	err = e.loadReachLocked(ctx)
@@ -336,6 +368,12 @@ func (e *Engine) apply(ctx context.Context, ts ...Transition) error {
 // journaled it), pauses the cliente's campaigns on logout and wakes the
 // worker when READY. It implements Inbound.
 func (e *Engine) SessionChanged(ev SessionEvent) {
+	if ev.Event != "" {
+		entry, device := sessionRecord(ev)
+		if err := e.store.SaveSession(context.Background(), entry, device); err != nil {
+			e.log.Error("journal session event", "cliente", ev.Cliente, "event", ev.Event, "err", err)
+		}
+	}
 	e.events.Publish(Event{Type: "session", At: e.cfg.Clock.Now(), Cliente: ev.Cliente, Session: &ev})
 	if ev.State == SessionLoggedOut {
 		e.pauseCliente(context.Background(), ev.Cliente, "logged_out")

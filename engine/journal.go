@@ -14,6 +14,9 @@ const (
 	KindCliente    EntryKind = "cliente"    // a cliente was created
 	KindSuppress   EntryKind = "suppress"   // a phone was added to a cliente's opt-out list
 	KindReach      EntryKind = "reach"      // a cliente's reach lock opened or ended (Event, Reason: its source, Until)
+	// KindReply marks a recipient's reply in the webhook outbox; replies
+	// are stored beside the journal, not in it, so no record has this kind.
+	KindReply EntryKind = "reply"
 )
 
 // Session events, as journaled.
@@ -23,6 +26,14 @@ const (
 	EventConnected    = "connected"
 	EventDisconnected = "disconnected"
 	EventLoggedOut    = "logged_out"
+	// EventReplaced: another client of the same device took the stream over.
+	EventReplaced = "replaced"
+)
+
+// Journal events of a reach lock (Entry.Event of a KindReach record).
+const (
+	EventReachLocked   = "reach_locked"
+	EventReachUnlocked = "reach_unlocked"
 )
 
 // Entry is one record of the append-only journal. The store fills Seq,

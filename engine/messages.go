@@ -77,7 +77,7 @@ func (e *Engine) SendMessage(ctx context.Context, m Message) (Envio, bool, error
 	if err != nil {
 		return Envio{}, false, err
 	}
-	env, created, err := e.store.AddMessage(ctx, id, m)
+	env, created, err := e.store.AddMessage(ctx, id, m, e.messageID)
 	if err != nil {
 		return Envio{}, false, err
 	}
@@ -125,7 +125,7 @@ func (e *Engine) MessageIDOf(env Envio) string {
 	if env.MsgID != "" {
 		return env.MsgID
 	}
-	return e.store.MessageID(env.Ref)
+	return e.messageID(env.Ref)
 }
 
 // MessageKey is the idempotency key of a message ("" if unknown).

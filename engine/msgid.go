@@ -14,9 +14,15 @@ import (
 // a retry or a resend after a crash is the same message to WhatsApp and the
 // recipient sees it once. secret is the per-install secret.
 func MessageID(secret []byte, r Ref) string {
+	if len(secret) == 0 {
+		panic("engine: MessageID without the install's secret")
+	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(r.Campaign))
 	m.Write([]byte{0})
 	m.Write(binary.BigEndian.AppendUint64(nil, r.Seq))
 	return "3EB0" + strings.ToUpper(hex.EncodeToString(m.Sum(nil)[:9]))
 }
+
+// messageID is an envío's message id in this install.
+func (e *Engine) messageID(r Ref) string { return MessageID(e.store.Secret(), r) }

@@ -31,12 +31,6 @@ const (
 	ReachAck463   = "ack_463"
 )
 
-// Journal events of a reach lock (Entry.Event of a KindReach record).
-const (
-	EventReachLocked   = "reach_locked"
-	EventReachUnlocked = "reach_unlocked"
-)
-
 // reasonReachHeld is the reason of an envío refused with 463 (Classify's
 // "ack_<code>"): while a lock holds it is not sent again, even to a warm
 // recipient.

@@ -31,6 +31,26 @@ type SessionEvent struct {
 	JID     string       `json:"jid,omitempty"` // the device, once paired
 	Err     string       `json:"error,omitempty"`
 	At      time.Time    `json:"at"`
+	// Event names the change for the journal (EventPaired, EventLoggedOut…;
+	// "" for one that is not journaled, such as a QR rotation), with its
+	// Reason. The engine journals it before anyone else sees the event.
+	Event  string `json:"evento,omitempty"`
+	Reason string `json:"motivo,omitempty"`
+}
+
+// sessionRecord is the journal record of a session event and the device
+// mapping it changes (nil: none): a pairing records the new device, a
+// logout forgets it.
+func sessionRecord(ev SessionEvent) (Entry, *string) {
+	entry := Entry{Kind: KindSession, Cliente: ev.Cliente, Event: ev.Event, Reason: ev.Reason}
+	switch ev.Event {
+	case EventPaired:
+		return entry, &ev.JID
+	case EventLoggedOut:
+		none := ""
+		return entry, &none
+	}
+	return entry, nil
 }
 
 // Errors of the WhatsApp side. The send engine classifies failures with

@@ -260,8 +260,11 @@ type Transition struct {
 	Envio Ref
 	From  State
 	To    State
-	// Text is the final message, required for pendiente -> enviando.
-	Text string
+	// Text is the final message and MsgID the envío's message id
+	// (MessageID), both required for pendiente -> enviando; an envío that
+	// already has an id keeps it, and a different one is refused.
+	Text  string
+	MsgID string
 	// Reason is a short code: recovery, script, not_on_whatsapp, optout,
 	// error code of an ack, retry, cancel...
 	Reason string

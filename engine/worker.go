@@ -282,13 +282,15 @@ func (w *worker) process(ctx context.Context, c Campaign, ref Ref) (sent bool, e
 	if !e.gw.Ready(w.cliente) {
 		return false, nil
 	}
-	if err := e.apply(ctx, Transition{Envio: ref, From: Pendiente, To: Enviando, Text: text}); err != nil {
+	id := env.MsgID // a retry reuses the id of its first write-ahead
+	if id == "" {
+		id = e.messageID(ref)
+	}
+	if err := e.apply(ctx, Transition{Envio: ref, From: Pendiente, To: Enviando, Text: text, MsgID: id}); err != nil {
 		return false, ignoreConflict(err)
 	}
-	env, err = e.store.Envio(ctx, ref)
-	if err != nil {
-		return false, err
-	}
+	// What the write-ahead committed, without reading it back.
+	env.State, env.MsgID, env.Mensaje, env.Attempts = Enviando, id, text, env.Attempts+1
 	return true, w.send(ctx, c, env)
 }
 

@@ -127,7 +127,7 @@ func TestOutbox(t *testing.T) {
 			last = e.Seq
 		}
 	}
-	if kinds[engine.KindTransition] != 2 || kinds[kv.KindReply] != 1 {
+	if kinds[engine.KindTransition] != 2 || kinds[engine.KindReply] != 1 {
 		t.Fatalf("kinds %v", kinds)
 	}
 	if _, e2, _ := db.OutboxPending(ctx, "c2", 10); len(e2) != 0 {

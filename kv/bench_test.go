@@ -38,7 +38,7 @@ func BenchmarkApply(b *testing.B) {
 				ctx := context.Background()
 				state := engine.Pendiente
 				for pb.Next() {
-					t := engine.Transition{Envio: r, From: state, To: engine.Enviando, Text: "hola"}
+					t := engine.Transition{Envio: r, From: state, To: engine.Enviando, Text: "hola", MsgID: engine.MessageID(db.Secret(), r)}
 					if state == engine.Enviando {
 						t = engine.Transition{Envio: r, From: state, To: engine.Pendiente}
 					}

@@ -213,19 +213,38 @@ func (db *DB) Suppressed(ctx context.Context, cliente, phone string) (bool, erro
 }
 
 // SetDevice records (or, with jid "", forgets) the WhatsApp device of a
-// cliente's session.
+// cliente's session (the session CLI's choice of a stored device).
 func (db *DB) SetDevice(ctx context.Context, cliente, jid string) error {
+	return db.write(ctx, func(w *wtx) error { return abort(setDevice(w, cliente, jid)) })
+}
+
+// SaveSession journals a session event and, if device is not nil, sets the
+// cliente's device to it, in one transaction: a pairing or a logout and
+// its record cannot part in a crash.
+func (db *DB) SaveSession(ctx context.Context, e engine.Entry, device *string) error {
+	if e.Kind != engine.KindSession {
+		return fmt.Errorf("save session: kind %q: %w", e.Kind, engine.ErrInvalid)
+	}
 	return db.write(ctx, func(w *wtx) error {
-		b := w.tx.Bucket(bucketClientes)
-		v := b.Get([]byte(cliente))
-		if v == nil {
-			return fmt.Errorf("cliente %q: %w", cliente, engine.ErrNotFound)
+		if device != nil {
+			if err := setDevice(w, e.Cliente, *device); err != nil {
+				return abort(err)
+			}
 		}
-		var c engine.Cliente
-		if err := json.Unmarshal(v, &c); err != nil {
-			return fmt.Errorf("cliente %q: %w", cliente, err)
-		}
-		c.DeviceJID = jid
-		return abort(putJSON(b, []byte(cliente), c))
+		return abort(w.appendEntry(e))
 	})
+}
+
+func setDevice(w *wtx, cliente, jid string) error {
+	b := w.tx.Bucket(bucketClientes)
+	v := b.Get([]byte(cliente))
+	if v == nil {
+		return fmt.Errorf("cliente %q: %w", cliente, engine.ErrNotFound)
+	}
+	var c engine.Cliente
+	if err := json.Unmarshal(v, &c); err != nil {
+		return fmt.Errorf("cliente %q: %w", cliente, err)
+	}
+	c.DeviceJID = jid
+	return putJSON(b, []byte(cliente), c)
 }

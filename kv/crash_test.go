@@ -87,7 +87,7 @@ func TestCrashChild(t *testing.T) {
 					continue
 				}
 				to := opts[rng.IntN(len(opts))]
-				err = db.Apply(ctx, engine.Transition{Envio: r, From: e.State, To: to, Text: "hola"})
+				err = db.Apply(ctx, engine.Transition{Envio: r, From: e.State, To: to, Text: "hola", MsgID: engine.MessageID(db.Secret(), r)})
 				if errors.Is(err, engine.ErrConflict) {
 					continue
 				}
@@ -192,7 +192,7 @@ func checkAfterCrash(t *testing.T, dir string, acked map[string]int, imported ma
 		}
 		for _, e := range page {
 			after = e.Seq
-			if e.Kind == engine.KindTransition && e.Campaign == "walk" && e.Reason != kv.ReasonRecovery {
+			if e.Kind == engine.KindTransition && e.Campaign == "walk" && e.Reason != engine.ReasonRecovery {
 				journaled[fmt.Sprintf("%d %s %s", e.Envio, e.From, e.To)]++
 			}
 		}

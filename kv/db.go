@@ -115,12 +115,6 @@ func Open(dir string, opts Options) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if n, err := db.Recover(context.Background()); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	} else if n > 0 {
-		db.log.Info("recovered envíos left in enviando: back to pendiente with their message ids", "count", n)
-	}
 	return db, nil
 }
 
@@ -210,9 +204,6 @@ func (db *DB) Bolt() *bolt.DB { return db.bolt }
 
 // Secret is the per-install secret (message ids, tokens). Do not modify.
 func (db *DB) Secret() []byte { return db.secret }
-
-// MessageID is the deterministic message id of an envío in this install.
-func (db *DB) MessageID(r engine.Ref) string { return engine.MessageID(db.secret, r) }
 
 // Path is the file's path.
 func (db *DB) Path() string { return db.bolt.Path() }

@@ -42,15 +42,6 @@ func (w *wtx) appendEntry(e engine.Entry) error {
 	return nil
 }
 
-// Record appends a journal entry that is not an envío transition: session
-// events, campaign status changes.
-func (db *DB) Record(ctx context.Context, e engine.Entry) error {
-	if e.Kind == engine.KindTransition || e.Kind == engine.KindImport {
-		return fmt.Errorf("record %s entries through Apply or Import: %w", e.Kind, engine.ErrInvalid)
-	}
-	return db.write(ctx, func(w *wtx) error { return abort(w.appendEntry(e)) })
-}
-
 // JournalPage returns up to limit entries with Seq > after, in order.
 func (db *DB) JournalPage(ctx context.Context, after uint64, limit int) ([]engine.Entry, error) {
 	var out []engine.Entry

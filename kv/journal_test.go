@@ -62,7 +62,7 @@ func randomRun(t testing.TB, db *kv.DB, camp string, envios, n, workers int, see
 					continue
 				}
 				to := opts[rng.IntN(len(opts))]
-				err = db.Apply(ctx, engine.Transition{Envio: r, From: e.State, To: to, Text: "hola", Reason: "random"})
+				err = db.Apply(ctx, engine.Transition{Envio: r, From: e.State, To: to, Text: "hola", MsgID: engine.MessageID(db.Secret(), r), Reason: "random"})
 				if errors.Is(err, engine.ErrConflict) {
 					continue
 				}

@@ -28,7 +28,7 @@ func messageSeqKey(seq uint64) []byte { return append([]byte("s\x00"), u64(seq).
 // record (an import of that one envío, its row digest covering the text)
 // and its idempotency key. A key already used returns its envío, unchanged,
 // and created false: the same key never makes a second message.
-func (db *DB) AddMessage(ctx context.Context, campaign string, m engine.Message) (engine.Envio, bool, error) {
+func (db *DB) AddMessage(ctx context.Context, campaign string, m engine.Message, idOf func(engine.Ref) string) (engine.Envio, bool, error) {
 	if m.Key == "" || m.Telefono == "" || m.Texto == "" {
 		return engine.Envio{}, false, fmt.Errorf("message without key, phone or text: %w", engine.ErrInvalid)
 	}
@@ -92,7 +92,7 @@ func (db *DB) AddMessage(ctx context.Context, campaign string, m engine.Message)
 		if err := idx.Put(messageKeyKey(m.Key), u64(seq)); err != nil {
 			return abort(err)
 		}
-		if err := idx.Put(messageIDKey(db.MessageID(e.Ref)), u64(seq)); err != nil {
+		if err := idx.Put(messageIDKey(idOf(e.Ref)), u64(seq)); err != nil {
 			return abort(err)
 		}
 		if err := idx.Put(messageSeqKey(seq), []byte(m.Key)); err != nil {

@@ -26,10 +26,6 @@ var keyOutboxJournal = []byte("\x00journal")
 
 func replyCursorKey(cliente string) []byte { return []byte("\x00r/" + cliente) }
 
-// KindReply marks a reply copied into the outbox (replies are not journal
-// records).
-const KindReply engine.EntryKind = "reply"
-
 type webhook struct {
 	URL     string    `json:"url"`
 	Secret  string    `json:"secret"`
@@ -154,7 +150,7 @@ func (db *DB) FeedOutbox(ctx context.Context, limit int) (queued int, more bool,
 				if err := json.Unmarshal(rv, &r); err != nil {
 					return fmt.Errorf("outbox feed: reply %s/%x: %w", cl, rk, err)
 				}
-				items = append(items, item{cl, engine.Entry{Seq: r.Seq, Time: r.At, Kind: KindReply, Cliente: cl, MsgID: r.MsgID, Phone: r.From, Reason: r.Text}})
+				items = append(items, item{cl, engine.Entry{Seq: r.Seq, Time: r.At, Kind: engine.KindReply, Cliente: cl, MsgID: r.MsgID, Phone: r.From, Reason: r.Text}})
 				after = r.Seq
 			}
 			replyCursors[cl] = after

@@ -11,17 +11,12 @@ import (
 	"leadmaster/engine"
 )
 
-// ReasonRecovery is the reason journaled when an envío left in enviando by
-// a stop or a crash goes back to pendiente.
-const ReasonRecovery = "recovery"
-
-// Recover returns every envío left in enviando to pendiente, due now, with
-// its message id kept, so the resend is the same message to WhatsApp. It
-// returns how many it moved. Open calls it; the engine may call it again
-// before it starts sending.
-func (db *DB) Recover(ctx context.Context) (int, error) {
+// InFlight lists the envíos in enviando (through the in-flight index):
+// after a stop or a crash, the ones whose send's outcome is unknown. The
+// engine decides what becomes of them (engine.Engine.Recover).
+func (db *DB) InFlight(ctx context.Context) ([]engine.Ref, error) {
 	var refs []engine.Ref
-	if err := db.view(ctx, func(tx *bolt.Tx) error {
+	err := db.view(ctx, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInflight).ForEach(func(k, _ []byte) error {
 			c, seq, err := parseRefKey(k)
 			if err != nil {
@@ -30,20 +25,11 @@ func (db *DB) Recover(ctx context.Context) (int, error) {
 			refs = append(refs, engine.Ref{Campaign: c, Seq: seq})
 			return nil
 		})
-	}); err != nil {
-		return 0, fmt.Errorf("recover: %w", err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("in-flight envíos: %w", err)
 	}
-	const batch = 512
-	for i := 0; i < len(refs); i += batch {
-		ts := make([]engine.Transition, 0, batch)
-		for _, r := range refs[i:min(i+batch, len(refs))] {
-			ts = append(ts, engine.Transition{Envio: r, From: engine.Enviando, To: engine.Pendiente, Reason: ReasonRecovery})
-		}
-		if err := db.Apply(ctx, ts...); err != nil {
-			return i, fmt.Errorf("recover: %w", err)
-		}
-	}
-	return len(refs), nil
+	return refs, nil
 }
 
 // NextDue finds the campaign's next envío to claim: a retry whose time has

@@ -15,8 +15,8 @@ import (
 // (errors.Is ErrBadTransition, or ErrConflict when the stored state is not
 // From). Apply returns after the transaction's fsync.
 //
-// Side effects by transition: -> enviando fixes the message id
-// (engine.MessageID) and the final text (kept from an earlier attempt if
+// Side effects by transition: -> enviando fixes the message id (the
+// transition's, minted by the engine) and the final text (kept from an earlier attempt if
 // there was one) and counts an attempt; -> pendiente schedules a retry at
 // NextAttempt; -> enviado records At as the server's timestamp.
 func (db *DB) Apply(ctx context.Context, ts ...engine.Transition) error {
@@ -24,8 +24,8 @@ func (db *DB) Apply(ctx context.Context, ts ...engine.Transition) error {
 		return nil
 	}
 	for _, t := range ts {
-		if t.To == engine.Enviando && t.Text == "" {
-			return fmt.Errorf("envío %s: -> enviando needs the final text: %w", t.Envio, engine.ErrInvalid)
+		if t.To == engine.Enviando && (t.Text == "" || t.MsgID == "") {
+			return fmt.Errorf("envío %s: -> enviando needs the final text and the message id: %w", t.Envio, engine.ErrInvalid)
 		}
 	}
 	return db.write(ctx, func(w *wtx) error { return w.apply(ts) })
@@ -67,7 +67,9 @@ func (w *wtx) apply(ts []engine.Transition) error {
 		case engine.Enviando:
 			e.Attempts++
 			if e.MsgID == "" {
-				e.MsgID = engine.MessageID(w.db.secret, t.Envio)
+				e.MsgID = t.MsgID
+			} else if e.MsgID != t.MsgID { // an id is forever: a resend is the same message
+				return fmt.Errorf("envío %s has message id %s, not %s: %w", t.Envio, e.MsgID, t.MsgID, engine.ErrInvalid)
 			}
 			if e.Mensaje == "" {
 				e.Mensaje = t.Text

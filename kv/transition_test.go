@@ -29,7 +29,7 @@ func drive(t *testing.T, db *kv.DB, r engine.Ref, to engine.State) {
 	t.Helper()
 	from := engine.Pendiente
 	for _, s := range pathTo[to] {
-		if err := db.Apply(context.Background(), engine.Transition{Envio: r, From: from, To: s, Text: "hola"}); err != nil {
+		if err := db.Apply(context.Background(), engine.Transition{Envio: r, From: from, To: s, Text: "hola", MsgID: engine.MessageID(db.Secret(), r)}); err != nil {
 			t.Fatalf("drive %s to %s: %v", r, to, err)
 		}
 		from = s
@@ -75,7 +75,7 @@ func TestApply_EveryPair(t *testing.T) {
 			t.Run(fmt.Sprintf("%s->%s", from, to), func(t *testing.T) {
 				drive(t, db, r, from)
 				before := snap(t, db, r)
-				err := db.Apply(context.Background(), engine.Transition{Envio: r, From: from, To: to, Text: "hola", Reason: "test"})
+				err := db.Apply(context.Background(), engine.Transition{Envio: r, From: from, To: to, Text: "hola", MsgID: engine.MessageID(db.Secret(), r), Reason: "test"})
 				after := snap(t, db, r)
 				if !engine.CanTransition(from, to) {
 					var te *engine.TransitionError
@@ -105,7 +105,7 @@ func TestApply_StaleFromIsConflict(t *testing.T) {
 	db, _ := kvtest.MustOpen(t, kv.Options{})
 	r := engine.Ref{Campaign: kvtest.MustCampaign(t, db, "k", 1), Seq: 1}
 	drive(t, db, r, engine.Enviando)
-	err := db.Apply(context.Background(), engine.Transition{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "x"})
+	err := db.Apply(context.Background(), engine.Transition{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "x", MsgID: engine.MessageID(db.Secret(), r)})
 	if !errors.Is(err, engine.ErrConflict) {
 		t.Fatalf("err = %v, want ErrConflict", err)
 	}
@@ -117,7 +117,7 @@ func TestApply_BatchIsAllOrNothing(t *testing.T) {
 	r1, r2 := engine.Ref{Campaign: camp, Seq: 1}, engine.Ref{Campaign: camp, Seq: 2}
 	before1, before2 := snap(t, db, r1), snap(t, db, r2)
 	err := db.Apply(context.Background(),
-		engine.Transition{Envio: r1, From: engine.Pendiente, To: engine.Enviando, Text: "x"},
+		engine.Transition{Envio: r1, From: engine.Pendiente, To: engine.Enviando, Text: "x", MsgID: engine.MessageID(db.Secret(), r1)},
 		engine.Transition{Envio: r2, From: engine.Pendiente, To: engine.Enviado})
 	if !errors.Is(err, engine.ErrBadTransition) {
 		t.Fatalf("err = %v, want ErrBadTransition", err)
@@ -127,7 +127,7 @@ func TestApply_BatchIsAllOrNothing(t *testing.T) {
 	}
 	// A batch may move one envío twice: the second step sees the first.
 	err = db.Apply(context.Background(),
-		engine.Transition{Envio: r1, From: engine.Pendiente, To: engine.Enviando, Text: "x"},
+		engine.Transition{Envio: r1, From: engine.Pendiente, To: engine.Enviando, Text: "x", MsgID: engine.MessageID(db.Secret(), r1)},
 		engine.Transition{Envio: r1, From: engine.Enviando, To: engine.Enviado})
 	if err != nil {
 		t.Fatal(err)
@@ -143,9 +143,9 @@ func TestApply_WriteAheadFixesIDAndText(t *testing.T) {
 	}
 	next := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	steps := []engine.Transition{
-		{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "primero"},
+		{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "primero", MsgID: engine.MessageID(db.Secret(), r)},
 		{Envio: r, From: engine.Enviando, To: engine.Pendiente, Reason: "timeout", NextAttempt: next},
-		{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "segundo"},
+		{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "segundo", MsgID: engine.MessageID(db.Secret(), r)},
 	}
 	var ids []string
 	for _, s := range steps {
@@ -167,6 +167,16 @@ func TestApply_WriteAheadFixesIDAndText(t *testing.T) {
 	}
 	if got, err := db.EnvioByMsgID(ctx, want); err != nil || got.Ref != r {
 		t.Fatalf("by msg id: %v %v", got.Ref, err)
+	}
+	// An id is forever: a write-ahead with another one is refused.
+	if err := db.Apply(ctx, engine.Transition{Envio: r, From: engine.Enviando, To: engine.Pendiente, Reason: "timeout"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Apply(ctx, engine.Transition{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "x", MsgID: "3EB0OTHER"}); !errors.Is(err, engine.ErrInvalid) {
+		t.Fatalf("write-ahead with another id: err = %v, want ErrInvalid", err)
+	}
+	if err := db.Apply(ctx, engine.Transition{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "x"}); !errors.Is(err, engine.ErrInvalid) {
+		t.Fatalf("write-ahead without an id: err = %v, want ErrInvalid", err)
 	}
 	_ = dir
 }
@@ -192,11 +202,11 @@ func TestNextDue_RetriesThenImportOrder(t *testing.T) {
 	}
 	check(1, true)
 	must(engine.Transition{Envio: ref(2), From: engine.Pendiente, To: engine.Omitido, Reason: "optout"})
-	must(engine.Transition{Envio: ref(1), From: engine.Pendiente, To: engine.Enviando, Text: "a"})
+	must(engine.Transition{Envio: ref(1), From: engine.Pendiente, To: engine.Enviando, Text: "a", MsgID: engine.MessageID(db.Secret(), ref(1))})
 	check(3, true) // 2 was omitted
 	must(engine.Transition{Envio: ref(1), From: engine.Enviando, To: engine.Pendiente, NextAttempt: now.Add(-time.Second)})
 	check(1, true) // a due retry goes first
-	must(engine.Transition{Envio: ref(1), From: engine.Pendiente, To: engine.Enviando, Text: "a"},
+	must(engine.Transition{Envio: ref(1), From: engine.Pendiente, To: engine.Enviando, Text: "a", MsgID: engine.MessageID(db.Secret(), ref(1))},
 		engine.Transition{Envio: ref(1), From: engine.Enviando, To: engine.Pendiente, NextAttempt: now.Add(time.Minute)})
 	check(3, true)
 	must(engine.Transition{Envio: ref(3), From: engine.Pendiente, To: engine.Cancelado},
@@ -204,42 +214,6 @@ func TestNextDue_RetriesThenImportOrder(t *testing.T) {
 	d, _ := db.NextDue(ctx, camp, now)
 	if d.Ok || !d.Next.Equal(now.Add(time.Minute).UTC()) {
 		t.Fatalf("NextDue = %+v, want nothing now and the retry in a minute", d)
-	}
-}
-
-func TestRecover_EnviandoBackToPendienteWithItsID(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	db, err := kv.Open(dir, kv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	camp := kvtest.MustCampaign(t, db, "k", 3)
-	r := engine.Ref{Campaign: camp, Seq: 2}
-	if err := db.Apply(ctx, engine.Transition{Envio: r, From: engine.Pendiente, To: engine.Enviando, Text: "x"}); err != nil {
-		t.Fatal(err)
-	}
-	before, _ := db.Envio(ctx, r)
-	db.Close()
-
-	db, err = kv.Open(dir, kv.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	after, _ := db.Envio(ctx, r)
-	if after.State != engine.Pendiente || after.MsgID != before.MsgID || after.Reason != kv.ReasonRecovery {
-		t.Fatalf("after reopen: %+v, want pendiente with msg id %s and reason recovery", after, before.MsgID)
-	}
-	if d, _ := db.NextDue(ctx, camp, time.Now()); d.Envio != r {
-		t.Fatalf("recovered envío is not due first: %+v", d)
-	}
-	tail, _ := db.JournalTail(ctx, 1)
-	if tail[0].Reason != kv.ReasonRecovery || tail[0].MsgID != before.MsgID {
-		t.Fatalf("last journal record %+v, want the recovery", tail[0])
-	}
-	if rep, err := db.Verify(ctx, nil); err != nil || !rep.OK {
-		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"leadmaster/engine"
 	"leadmaster/engine/wa"
 	"leadmaster/kv"
+	"leadmaster/kv/devicestore"
 	"leadmaster/wasim"
 )
 
@@ -88,14 +89,14 @@ func buildFixture(t testing.TB) {
 	}
 }
 
-// nopInbound drops what the session manager reports (the fixture has no
-// engine).
-type nopInbound struct{}
-
-func (nopInbound) SessionChanged(engine.SessionEvent) {}
-func (nopInbound) Receipt(engine.Receipt)             {}
-func (nopInbound) Reply(engine.Reply)                 {}
-func (nopInbound) ReachChanged(engine.ReachNotice)    {}
+// newManager runs a session manager on db's clientes and device store.
+func newManager(db *kv.DB, in engine.Inbound, opts wa.Options) (*wa.Manager, error) {
+	st, err := devicestore.New(db.Bolt(), wa.StoreLog(opts.Logger))
+	if err != nil {
+		return nil, err
+	}
+	return wa.NewManager(db, st, in, opts)
+}
 
 func pairFixture() (err error) {
 	base := ""
@@ -119,7 +120,10 @@ func pairFixture() (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, db.Close()) }()
-	mgr, err := wa.NewManager(db, nopInbound{}, wa.Options{Logger: testLogger(), Configure: sim.Configure})
+	// An engine that is not run records the pairings (it journals each
+	// session event and the device it names) and sends nothing.
+	recorder := engine.New(db, nil, engine.Config{Logger: testLogger()})
+	mgr, err := newManager(db, recorder, wa.Options{Logger: testLogger(), Configure: sim.Configure})
 	if err != nil {
 		return err
 	}
@@ -136,18 +140,26 @@ func pairFixture() (err error) {
 			return err
 		}
 	}
-	sessions := mgr.Subscribe(ctx)
+	sessions, unsub := recorder.Events().Subscribe(1 << 12)
 	dispatched := make(chan struct{})
 	go func() {
 		defer close(dispatched)
-		for ev := range sessions {
-			if ch := ready[ev.Cliente]; ev.State == engine.SessionReady && ch != nil {
-				close(ch)
-				ready[ev.Cliente] = nil
+		for {
+			select {
+			case ev := <-sessions:
+				if ev.Session == nil {
+					continue
+				}
+				if ch := ready[ev.Cliente]; ev.Session.State == engine.SessionReady && ch != nil {
+					close(ch)
+					ready[ev.Cliente] = nil
+				}
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
-	defer func() { cancel(); <-dispatched }() // the subscription ends with ctx
+	defer func() { cancel(); <-dispatched; unsub() }()
 	errs := make(chan error, fixtureClientes)
 	var wg sync.WaitGroup
 	for i := 1; i <= fixtureClientes; i++ {
@@ -294,7 +306,7 @@ func newRig(t testing.TB, cfg rigConfig) *rig {
 	})
 
 	in := &engine.InboundRelay{} // the manager needs the engine, the engine the manager
-	r.mgr, err = wa.NewManager(db, in, wa.Options{
+	r.mgr, err = newManager(db, in, wa.Options{
 		Logger: testLogger(), Configure: r.sim.Configure,
 		BackoffMin: 100 * time.Millisecond, BackoffMax: 500 * time.Millisecond, HandOverAfter: 1,
 	})

@@ -1,17 +1,18 @@
 // Package wa is the WhatsApp side of LeadMaster: one whatsmeow client per
-// cliente, its device keys in the application's bbolt file
-// (kv/devicestore), and the session states of DESIGN.md derived from
-// whatsmeow's events. Manager implements engine.Sessions (and so
-// engine.Gateway).
+// cliente, its device keys in the device store main gives it
+// (kv/devicestore, in the application's bbolt file), and the session
+// states of DESIGN.md derived from whatsmeow's events. Manager implements
+// engine.Sessions (and so engine.Gateway). It reads the clientes and their
+// devices through Directory and writes nothing of the product's: the
+// engine journals each session event and records the device it names.
 //
 // # States and the live gate
 //
 // Every whatsmeow event of a cliente's client updates that session's state
 // at once, under the session's lock: State, Ready and WaitQR see it
-// immediately. The side effects of the change (the journal record through
-// kv.Record, then Inbound.SessionChanged, then every Subscribe channel)
-// follow in order on the session's effect queue, so a subscriber never sees
-// an event before it is journaled. Nothing polls: waiters sleep on a channel
+// immediately. The side effects of the change (a logout's device deletion,
+// then Inbound.SessionChanged, where the engine journals the event before
+// it publishes it) follow in order on the session's effect queue. Nothing polls: waiters sleep on a channel
 // that is closed on every change.
 //
 // Ready is true only between an events.Connected and the next
@@ -38,9 +39,9 @@
 // # Caveats
 //
 //   - Logout (by the operator or a 401 from the server) deletes the device
-//     from the store and then forgets the cliente's device mapping
-//     (kv.SetDevice ""), in two transactions: kv offers no call that joins
-//     the device store's deletion transaction. A crash between the two
+//     from the store and then the engine forgets the cliente's device
+//     mapping as it journals the logout, in two transactions: the device
+//     store's deletion is whatsmeow's own call. A crash between the two
 //     leaves a mapping to a missing device; the next start treats it as
 //     logged out (forgets it and journals it).
 //   - whatsmeow's frame reader leaks a goroutine if the server sends a frame

@@ -15,6 +15,7 @@ import (
 	"leadmaster/engine"
 	"leadmaster/engine/wa"
 	"leadmaster/kv"
+	"leadmaster/kv/devicestore"
 	"leadmaster/wasim"
 )
 
@@ -89,10 +90,12 @@ func mustCliente(t *testing.T, db *kv.DB, id string) {
 }
 
 // recorder is the test's engine.Inbound: it keeps everything it is told
-// and wakes waiters. Like the engine, it pauses a cliente's active
-// campaigns when the session is LOGGED_OUT.
+// and wakes waiters. Session events go first to a real engine on the
+// test's data file (not run: it sends nothing), which journals them,
+// records the device of a pairing or a logout and pauses a logged-out
+// cliente's campaigns, as in the product.
 type recorder struct {
-	db *kv.DB
+	eng *engine.Engine // nil without a data file
 
 	mu       sync.Mutex
 	sessions []engine.SessionEvent
@@ -102,7 +105,13 @@ type recorder struct {
 	changed  chan struct{}
 }
 
-func newRecorder(db *kv.DB) *recorder { return &recorder{db: db, changed: make(chan struct{})} }
+func newRecorder(db *kv.DB) *recorder {
+	r := &recorder{changed: make(chan struct{})}
+	if db != nil {
+		r.eng = engine.New(db, nil, engine.Config{Logger: testLogger()})
+	}
+	return r
+}
 
 func (r *recorder) wake() {
 	close(r.changed)
@@ -110,8 +119,8 @@ func (r *recorder) wake() {
 }
 
 func (r *recorder) SessionChanged(ev engine.SessionEvent) {
-	if ev.State == engine.SessionLoggedOut && r.db != nil {
-		pauseCampaigns(r.db, ev.Cliente)
+	if r.eng != nil {
+		r.eng.SessionChanged(ev)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -140,23 +149,6 @@ func (r *recorder) ReachChanged(n engine.ReachNotice) {
 	r.wake()
 }
 
-// pauseCampaigns is what the engine does on LOGGED_OUT.
-func pauseCampaigns(db *kv.DB, cliente string) {
-	ctx := context.Background()
-	cs, err := db.Campaigns(ctx, cliente)
-	if err != nil {
-		return
-	}
-	for _, c := range cs {
-		if c.Status == engine.Activa {
-			_, _ = db.UpdateCampaign(ctx, c.ID, func(c *engine.Campaign) error {
-				c.Status = engine.Pausada
-				return nil
-			})
-		}
-	}
-}
-
 // waitUntil waits until cond (called under r.mu) is true.
 func (r *recorder) waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -178,45 +170,45 @@ func (r *recorder) waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// events is a Subscribe channel; events of other clientes wait in a
-// backlog until asked for.
+// events reads the session events the recorder was told from a point on,
+// cliente by cliente: events of other clientes wait until asked for.
 type events struct {
-	t       *testing.T
-	ch      <-chan engine.SessionEvent
-	backlog []engine.SessionEvent
+	t     *testing.T
+	r     *recorder
+	from  int          // events before it belong to an earlier manager
+	taken map[int]bool // indexes already returned (or skipped by none)
 }
 
-func subscribe(t *testing.T, m *wa.Manager) *events {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return &events{t: t, ch: m.Subscribe(ctx)}
+// subscribe reads the events reported from now on.
+func subscribe(t *testing.T, r *recorder) *events {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &events{t: t, r: r, from: len(r.sessions), taken: map[int]bool{}}
+}
+
+// nextLocked finds the first unread event of cliente (r.mu held).
+func (e *events) nextLocked(cliente string) (int, bool) {
+	for i := e.from; i < len(e.r.sessions); i++ {
+		if !e.taken[i] && e.r.sessions[i].Cliente == cliente {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // next returns the next event of cliente.
 func (e *events) next(cliente string) engine.SessionEvent {
 	e.t.Helper()
-	for i, ev := range e.backlog {
-		if ev.Cliente == cliente {
-			e.backlog = append(e.backlog[:i:i], e.backlog[i+1:]...)
-			return ev
+	var ev engine.SessionEvent
+	e.r.waitUntil(e.t, "an event of "+cliente, func() bool {
+		i, ok := e.nextLocked(cliente)
+		if ok {
+			e.taken[i] = true
+			ev = e.r.sessions[i]
 		}
-	}
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case ev, ok := <-e.ch:
-			if !ok {
-				e.t.Fatal("subscription closed")
-			}
-			if ev.Cliente == cliente {
-				return ev
-			}
-			e.backlog = append(e.backlog, ev)
-		case <-deadline.C:
-			e.t.Fatalf("timed out waiting for an event of %s", cliente)
-		}
-	}
+		return ok
+	})
+	return ev
 }
 
 // until returns the first event of cliente in state st, and the states
@@ -233,20 +225,25 @@ func (e *events) until(cliente string, st engine.SessionState) (engine.SessionEv
 	}
 }
 
-// none fails if an event of cliente in state st arrives within d.
+// none fails if an event of cliente in state st arrives within d; the
+// cliente's other events of that time are read.
 func (e *events) none(cliente string, st engine.SessionState, d time.Duration) {
 	e.t.Helper()
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
-		select {
-		case ev := <-e.ch:
-			if ev.Cliente == cliente && ev.State == st {
+		e.r.mu.Lock()
+		for i, ok := e.nextLocked(cliente); ok; i, ok = e.nextLocked(cliente) {
+			e.taken[i] = true
+			if ev := e.r.sessions[i]; ev.State == st {
+				e.r.mu.Unlock()
 				e.t.Fatalf("unexpected %s: %+v", st, ev)
 			}
-			if ev.Cliente != cliente {
-				e.backlog = append(e.backlog, ev)
-			}
+		}
+		ch := e.r.changed
+		e.r.mu.Unlock()
+		select {
+		case <-ch:
 		case <-deadline.C:
 			return
 		}
@@ -295,12 +292,8 @@ func (e *env) open() {
 	if e.tune != nil {
 		e.tune(&opts)
 	}
-	m, err := wa.NewManager(e.db, e.rec, opts)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.m = m
-	e.ev = subscribe(e.t, m)
+	e.m = newManager(e.t, e.db, e.rec, opts)
+	e.ev = subscribe(e.t, e.rec)
 	e.t.Cleanup(func() { e.stop() })
 }
 
@@ -311,6 +304,20 @@ func (e *env) stop() {
 		}
 		e.m = nil
 	}
+}
+
+// newManager runs a manager on db's clientes and device store.
+func newManager(t *testing.T, db *kv.DB, in engine.Inbound, opts wa.Options) *wa.Manager {
+	t.Helper()
+	st, err := devicestore.New(db.Bolt(), wa.StoreLog(testLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wa.NewManager(db, st, in, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func ctxT(t *testing.T) context.Context {

@@ -10,15 +10,20 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	waLog "go.mau.fi/whatsmeow/util/log"
 
 	"leadmaster/engine"
-	"leadmaster/kv"
 	"leadmaster/kv/devicestore"
 )
 
-// EventReplaced is the journaled session event of a stream replaced by
-// another client of the same device (engine has no constant for it).
-const EventReplaced = "replaced"
+// Directory is what the manager reads of the product's catalog: the
+// clientes and the device each one's session runs on. The manager never
+// writes it: the engine records a pairing or a logout when it journals the
+// session event (engine.Inbound.SessionChanged) that the manager reports.
+type Directory interface {
+	Cliente(ctx context.Context, id string) (engine.Cliente, error)
+	Clientes(ctx context.Context) ([]engine.Cliente, error)
+}
 
 // ErrClosed is returned by calls on a closed Manager.
 var ErrClosed = errors.New("wa: session manager closed")
@@ -74,11 +79,11 @@ func (o *Options) defaults() {
 	}
 }
 
-// Manager runs one whatsmeow client per cliente on the devices stored in the
-// kv file. Create it with NewManager, connect the stored sessions with
+// Manager runs one whatsmeow client per cliente on the devices of its
+// device store. Create it with NewManager, connect the stored sessions with
 // StartAll, and Close it to disconnect everything.
 type Manager struct {
-	db    *kv.DB
+	dir   Directory
 	in    engine.Inbound
 	opts  Options
 	log   *slog.Logger
@@ -93,35 +98,32 @@ type Manager struct {
 	mu       sync.Mutex
 	closed   bool
 	sessions map[string]*session
-	subs     map[*subscriber]struct{}
 }
 
 var _ engine.Sessions = (*Manager)(nil)
 
-// NewManager opens the device store in db's file. inbound receives session
-// changes, receipts and replies as they happen; it must not call back into
-// the Manager synchronously for the same cliente's session control
-// (Logout, WaitQR…) or it waits on itself.
-func NewManager(db *kv.DB, inbound engine.Inbound, opts Options) (*Manager, error) {
-	if db == nil || inbound == nil {
-		return nil, errors.New("wa: NewManager needs a kv.DB and an engine.Inbound")
+// NewManager runs sessions on the devices of store, for the clientes of
+// dir. inbound receives session changes, receipts and replies as they
+// happen; it must not call back into the Manager synchronously for the
+// same cliente's session control (Logout, WaitQR…) or it waits on itself.
+func NewManager(dir Directory, store *devicestore.Container, inbound engine.Inbound, opts Options) (*Manager, error) {
+	if dir == nil || store == nil || inbound == nil {
+		return nil, errors.New("wa: NewManager needs a Directory, a device store and an engine.Inbound")
 	}
 	opts.defaults()
-	log := opts.Logger.With("component", "wa")
-	st, err := devicestore.New(db.Bolt(), newWALog(log, "store"))
-	if err != nil {
-		return nil, fmt.Errorf("open device store: %w", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		db: db, in: inbound, opts: opts, log: log, store: st,
+		dir: dir, in: inbound, opts: opts, log: opts.Logger.With("component", "wa"), store: store,
 		sem:      make(chan struct{}, opts.ConnectConcurrency),
 		ctx:      ctx,
 		cancel:   cancel,
 		sessions: map[string]*session{},
-		subs:     map[*subscriber]struct{}{},
 	}, nil
 }
+
+// StoreLog adapts l to the device store's logger, as the manager logs
+// whatsmeow (main opens the device store with it).
+func StoreLog(l *slog.Logger) waLog.Logger { return newWALog(l.With("component", "wa"), "store") }
 
 // Store is the device store the manager uses (for tests and tools).
 func (m *Manager) Store() *devicestore.Container { return m.store }
@@ -129,12 +131,12 @@ func (m *Manager) Store() *devicestore.Container { return m.store }
 // StartAll connects the session of every cliente that has a stored device,
 // at most Options.ConnectConcurrency at a time, and returns once each has
 // made its first connection attempt (the login completes asynchronously:
-// wait for READY on Subscribe). A cliente whose device is missing from the
+// READY reaches the Inbound). A cliente whose device is missing from the
 // store is marked LOGGED_OUT and its mapping forgotten. A session that
 // cannot start is logged and reported in the joined error; the others
 // start anyway.
 func (m *Manager) StartAll(ctx context.Context) error {
-	cs, err := m.db.Clientes(ctx)
+	cs, err := m.dir.Clientes(ctx)
 	if err != nil {
 		return fmt.Errorf("list clientes: %w", err)
 	}
@@ -174,8 +176,8 @@ func (m *Manager) StartAll(ctx context.Context) error {
 }
 
 // Close disconnects every client and waits for every goroutine the manager
-// started (pending journal records are written first). It does not close
-// the kv.DB.
+// started (pending session events reach the Inbound first). It does not close
+// the device store.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -231,7 +233,7 @@ func (m *Manager) session(ctx context.Context, cliente string) (*session, error)
 	if s != nil {
 		return s, nil
 	}
-	if _, err := m.db.Cliente(ctx, cliente); err != nil {
+	if _, err := m.dir.Cliente(ctx, cliente); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -400,7 +402,7 @@ func (m *Manager) Logout(ctx context.Context, cliente string) error {
 	jid := ""
 	if c != nil {
 		jid = c.jidString()
-	} else if cl, err := m.db.Cliente(ctx, cliente); err == nil {
+	} else if cl, err := m.dir.Cliente(ctx, cliente); err == nil {
 		jid = cl.DeviceJID
 	}
 	s.loggedOutLocked(c, jid, reason, done)
@@ -413,85 +415,5 @@ func (m *Manager) Logout(ctx context.Context, cliente string) error {
 	}
 }
 
-// Subscribe returns a channel of every session event of every cliente,
-// in order per cliente and after its journal record, until ctx ends or
-// the Manager closes (then the channel is closed). A slow reader delays
-// nobody: its events queue up.
-func (m *Manager) Subscribe(ctx context.Context) <-chan engine.SessionEvent {
-	sub := &subscriber{out: make(chan engine.SessionEvent, 16), wake: make(chan struct{}, 1)}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		close(sub.out)
-		return sub.out
-	}
-	m.subs[sub] = struct{}{}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(sub.out)
-		sub.run(ctx, m.ctx.Done())
-		m.mu.Lock()
-		delete(m.subs, sub)
-		m.mu.Unlock()
-	}()
-	return sub.out
-}
-
-// publish hands ev to Inbound and to every subscriber.
-func (m *Manager) publish(ev engine.SessionEvent) {
-	m.in.SessionChanged(ev)
-	m.mu.Lock()
-	for sub := range m.subs {
-		sub.push(ev)
-	}
-	m.mu.Unlock()
-}
-
-// subscriber is one Subscribe channel with its own unbounded queue.
-type subscriber struct {
-	mu   sync.Mutex
-	q    []engine.SessionEvent
-	wake chan struct{}
-	out  chan engine.SessionEvent
-}
-
-func (s *subscriber) push(ev engine.SessionEvent) {
-	s.mu.Lock()
-	s.q = append(s.q, ev)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *subscriber) run(ctx context.Context, stop <-chan struct{}) {
-	for {
-		s.mu.Lock()
-		var ev engine.SessionEvent
-		ok := len(s.q) > 0
-		if ok {
-			ev = s.q[0]
-			s.q = s.q[1:]
-		}
-		s.mu.Unlock()
-		if !ok {
-			select {
-			case <-s.wake:
-				continue
-			case <-ctx.Done():
-				return
-			case <-stop:
-				return
-			}
-		}
-		select {
-		case s.out <- ev:
-		case <-ctx.Done():
-			return
-		case <-stop:
-			return
-		}
-	}
-}
+// publish hands ev to the Inbound.
+func (m *Manager) publish(ev engine.SessionEvent) { m.in.SessionChanged(ev) }

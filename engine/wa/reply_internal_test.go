@@ -2,12 +2,14 @@ package wa
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"go.mau.fi/whatsmeow/types"
 
 	"leadmaster/engine"
 	"leadmaster/kv"
+	"leadmaster/kv/devicestore"
 )
 
 type nopInbound struct{}
@@ -25,7 +27,11 @@ func TestPhoneOfSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	m, err := NewManager(db, nopInbound{}, Options{})
+	st, err := devicestore.New(db.Bolt(), StoreLog(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewManager(db, st, nopInbound{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

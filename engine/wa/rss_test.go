@@ -113,11 +113,8 @@ func pairAll(t *testing.T, ctx context.Context, dir, addr string, n int) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rec := newRecorder(nil)
-	m, err := wa.NewManager(db, rec, wa.Options{Configure: configureFor(addr)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := newRecorder(db) // it records each pairing's device
+	m := newManager(t, db, rec, wa.Options{Configure: configureFor(addr)})
 	defer m.Close()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -215,11 +212,8 @@ func measureRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rec := newRecorder(nil)
-	m, err := wa.NewManager(db, rec, wa.Options{Configure: configureFor(os.Getenv("WA_RSS_ADDR"))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := newRecorder(db)
+	m := newManager(t, db, rec, wa.Options{Configure: configureFor(os.Getenv("WA_RSS_ADDR"))})
 	defer m.Close()
 	idle, idleHeap := rss(t)
 

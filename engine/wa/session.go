@@ -100,22 +100,17 @@ func (s *session) closeGateLocked() {
 	}
 }
 
-// setLocked changes the state (waking every waiter) and queues its journal
-// record (if event is not "") and its publication.
+// setLocked changes the state (waking every waiter) and queues its
+// publication: the Inbound journals it when event is not "".
 func (s *session) setLocked(state engine.SessionState, qr, errMsg, event, reason string, before func()) {
 	s.cur.State, s.cur.QR, s.cur.Err, s.cur.At = state, qr, errMsg, time.Now()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	ev := s.cur
+	ev.Event, ev.Reason = event, reason
 	s.queueLocked(func() {
 		if before != nil {
 			before()
-		}
-		if event != "" {
-			err := s.m.db.Record(context.Background(), engine.Entry{Kind: engine.KindSession, Cliente: s.id, Event: event, Reason: reason})
-			if err != nil {
-				s.m.log.Error("journal session event", "cliente", s.id, "event", event, "err", err)
-			}
 		}
 		s.m.publish(ev)
 	})
@@ -155,7 +150,7 @@ func (s *session) startLocked(ctx context.Context, fresh bool) (*conn, error) {
 	}
 	var dev *store.Device
 	if s.cur.State != engine.SessionLoggedOut { // after a logout the old mapping may not be forgotten yet
-		cl, err := s.m.db.Cliente(ctx, s.id)
+		cl, err := s.m.dir.Cliente(ctx, s.id)
 		if err != nil {
 			return nil, err
 		}
@@ -170,8 +165,7 @@ func (s *session) startLocked(ctx context.Context, fresh bool) (*conn, error) {
 			if dev == nil {
 				// A logout that crashed between deleting the device and
 				// forgetting the mapping, or a lost store.
-				s.setLocked(engine.SessionLoggedOut, "", "device missing from the store", engine.EventLoggedOut, "device missing from store",
-					func() { s.forgetDevice() })
+				s.setLocked(engine.SessionLoggedOut, "", "device missing from the store", engine.EventLoggedOut, "device missing from store", nil)
 				s.cur.JID = ""
 				if !fresh {
 					return nil, nil
@@ -391,12 +385,7 @@ func (s *session) handle(c *conn, evt any) {
 	case *events.PairSuccess:
 		c.jid = e.ID
 		s.cur.JID = e.ID.String()
-		jid := e.ID.String()
-		s.setLocked(engine.SessionInitializing, "", "", engine.EventPaired, e.Platform, func() {
-			if err := s.m.db.SetDevice(context.Background(), s.id, jid); err != nil {
-				s.m.log.Error("record paired device", "cliente", s.id, "jid", jid, "err", err)
-			}
-		})
+		s.setLocked(engine.SessionInitializing, "", "", engine.EventPaired, e.Platform, nil)
 	case *events.PairError:
 		s.teardownLocked(c)
 		s.setLocked(engine.SessionError, "", fmt.Sprintf("pairing failed: %v", e.Error), engine.EventDisconnected, "pair error", nil)
@@ -437,7 +426,7 @@ func (s *session) handle(c *conn, evt any) {
 		}
 	case *events.StreamReplaced:
 		s.endedByServerLocked(c)
-		s.setLocked(engine.SessionReplaced, "", "another client connected with this device and took the session over (stream replaced); start it again here to take it back", EventReplaced, "stream replaced", nil)
+		s.setLocked(engine.SessionReplaced, "", "another client connected with this device and took the session over (stream replaced); start it again here to take it back", engine.EventReplaced, "stream replaced", nil)
 	case *events.LoggedOut:
 		reason := fmt.Sprintf("logged out by the server: %s", e.Reason)
 		if e.OnConnect {
@@ -510,15 +499,8 @@ func (s *session) loggedOutLocked(c *conn, jid, reason string, done chan struct{
 				}
 			}
 		}
-		s.forgetDevice()
 	})
 	if done != nil {
 		s.queueLocked(func() { close(done) })
-	}
-}
-
-func (s *session) forgetDevice() {
-	if err := s.m.db.SetDevice(context.Background(), s.id, ""); err != nil {
-		s.m.log.Error("forget device", "cliente", s.id, "err", err)
 	}
 }
